@@ -1,0 +1,88 @@
+"""RCAN backbone: residual groups of residual channel-attention blocks (Zhang et al., ECCV 2018)."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+def conv3x3(in_channels: int, out_channels: int) -> nn.Conv2d:
+    return nn.Conv2d(in_channels, out_channels, 3, padding=1)
+
+
+class ChannelAttention(nn.Module):
+    """Squeeze (global average) and excite (two 1x1 convs, sigmoid) channel gating."""
+
+    def __init__(self, channels: int, reduction: int) -> None:
+        super().__init__()
+        hidden = max(channels // reduction, 1)
+        self.squeeze = nn.Conv2d(channels, hidden, 1)
+        self.excite = nn.Conv2d(hidden, channels, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        gate = x.mean(dim=(2, 3), keepdim=True)
+        gate = torch.sigmoid(self.excite(torch.relu(self.squeeze(gate))))
+        return x * gate
+
+
+class ResidualChannelAttentionBlock(nn.Module):
+    """conv-ReLU-conv, channel attention, identity skip."""
+
+    def __init__(self, channels: int, reduction: int) -> None:
+        super().__init__()
+        self.conv1 = conv3x3(channels, channels)
+        self.conv2 = conv3x3(channels, channels)
+        self.attention = ChannelAttention(channels, reduction)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.attention(self.conv2(torch.relu(self.conv1(x))))
+
+
+class ResidualGroup(nn.Module):
+    """``blocks`` RCABs and a closing conv, with a short skip over the group."""
+
+    def __init__(self, channels: int, blocks: int, reduction: int) -> None:
+        super().__init__()
+        self.blocks = nn.Sequential(
+            *(ResidualChannelAttentionBlock(channels, reduction) for _ in range(blocks))
+        )
+        self.conv = conv3x3(channels, channels)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.conv(self.blocks(x))
+
+
+class RCANBackbone(nn.Module):
+    """Head conv, residual groups, body conv, with RCAN's long skip over the groups.
+
+    Input B×in_channels×H×W, output B×features×H×W (same spatial size).
+    """
+
+    def __init__(
+        self, in_channels: int, features: int, groups: int, blocks: int, reduction: int
+    ) -> None:
+        super().__init__()
+        self.head = conv3x3(in_channels, features)
+        self.groups = nn.Sequential(
+            *(ResidualGroup(features, blocks, reduction) for _ in range(groups))
+        )
+        self.body_conv = conv3x3(features, features)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        head = self.head(x)
+        return head + self.body_conv(self.groups(head))
+
+
+class PixelShuffleUpsampler(nn.Module):
+    """RCAN's upsampler: conv to s²·features channels and pixel shuffle (two x2 stages for x4)."""
+
+    def __init__(self, features: int, scale: int) -> None:
+        super().__init__()
+        stages: list[nn.Module] = []
+        factors = [2, 2] if scale == 4 else [scale]
+        for factor in factors:
+            stages += [conv3x3(features, features * factor * factor), nn.PixelShuffle(factor)]
+        self.stages = nn.Sequential(*stages)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.stages(x)

@@ -1,0 +1,144 @@
+"""Modified non-local operator of CISR-PSI (paper Eq. 9-10, Fig. 4a)."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+#: Elements of the largest intermediate tensor of one band; bounds the operator's memory.
+_BAND_BUDGET = 24_000_000
+#: Added to h² so that a collapsed bandwidth cannot divide by zero.
+_BANDWIDTH_EPS = 1e-4
+#: Below this total kept weight, every candidate of a pixel was masked: fall back to the
+#: unmasked weights rather than dividing by ~0.
+_MIN_KEPT = 1e-6
+
+
+class BlockingAwareNonLocal(nn.Module):
+    """Non-local means on z whose weights come from the auxiliary image g, masked by d(z).
+
+    ``u(m) = Σ_n w(m, n) z(n)`` with
+    ``w(m, n) = exp(-||g(m) - g(n)||² / h(m)²) · keep(n) / S(m)`` (Eq. 9-10), where patches are
+    ``patch``×``patch``, candidates n lie in a (2r+1)² window around m (r = ``search_radius``),
+    h is estimated per pixel from g by conv3x3(→64)-ReLU-conv1x1(→1) (softplus keeps it
+    positive), and ``keep`` = 1 − d(z) averaged over the candidate's patch, as in the authors'
+    code. A candidate whose whole patch lies on blocking edges gets weight exactly 0.
+
+    The window is bounded so that time and memory grow linearly with the image; rows are
+    processed in bands so that peak memory does not depend on the image height either.
+
+    Parameters
+    ----------
+    channels : int
+        Channels of z and g.
+    search_radius : int
+        r: candidates come from a (2r+1)×(2r+1) window.
+    patch : int
+        Side of the compared patches (odd).
+    fixed_bandwidth : float or None
+        If given, h is this constant on the 0-255 scale (ablation) instead of the learned map.
+    """
+
+    def __init__(
+        self,
+        channels: int = 3,
+        search_radius: int = 7,
+        patch: int = 3,
+        fixed_bandwidth: float | None = None,
+        hidden: int = 64,
+    ) -> None:
+        super().__init__()
+        self.search_radius = search_radius
+        self.patch = patch
+        self.fixed_bandwidth = fixed_bandwidth
+        if fixed_bandwidth is None:
+            self.bandwidth = nn.Sequential(
+                nn.Conv2d(channels, hidden, 3, padding=1),
+                nn.ReLU(inplace=True),
+                nn.Conv2d(hidden, 1, 1),
+            )
+            # Start at h ≈ 0.1 (≈ 25 on the 0-255 scale), a typical NLM bandwidth.
+            nn.init.zeros_(self.bandwidth[2].weight)
+            nn.init.constant_(self.bandwidth[2].bias, -2.25)
+
+    @property
+    def candidates(self) -> int:
+        """Number of candidates per pixel, (2r+1)²."""
+        return (2 * self.search_radius + 1) ** 2
+
+    def bandwidth_map(self, g: torch.Tensor) -> torch.Tensor:
+        """h: B×1×H×W, positive, on the [0, 1] intensity scale."""
+        if self.fixed_bandwidth is not None:
+            return g.new_full((g.shape[0], 1, *g.shape[2:]), self.fixed_bandwidth / 255.0)
+        return F.softplus(self.bandwidth(g))
+
+    def forward(
+        self, z: torch.Tensor, g: torch.Tensor, keep: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """Apply the operator.
+
+        Parameters
+        ----------
+        z : Tensor
+            B×C×H×W, the compressed input; candidates are taken from it only.
+        g : Tensor
+            B×C×H×W, the auxiliary image on which similarity is measured.
+        keep : Tensor, optional
+            B×1×H×W in [0, 1], 1 − d(z) per pixel; ``None`` keeps every candidate.
+
+        Returns
+        -------
+        Tensor
+            u, B×C×H×W.
+        """
+        return self._run(z, g, keep, want_weights=False)
+
+    def similarity_weights(
+        self, g: torch.Tensor, keep: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """The weights w(m, n) as B×K×H×W (K = (2r+1)², row-major window offsets)."""
+        return self._run(g, g, keep, want_weights=True)
+
+    def _run(
+        self, z: torch.Tensor, g: torch.Tensor, keep: torch.Tensor | None, want_weights: bool
+    ) -> torch.Tensor:
+        batch, channels, height, width = z.shape
+        r, p = self.search_radius, self.patch // 2
+        window = 2 * r + 1
+        if keep is None:
+            keep = z.new_ones(batch, 1, height, width)
+        # Average 1 − d over each candidate's patch (zero padding: outside the image is not kept).
+        keep = F.avg_pool2d(keep, self.patch, stride=1, padding=p, count_include_pad=False)
+        h = self.bandwidth_map(g)
+        g_pad = F.pad(g, [r + p] * 4, mode="replicate")
+        z_pad = F.pad(z, [r] * 4)  # values never used: keep is 0 there
+        keep_pad = F.pad(keep, [r] * 4, value=0.0)  # out-of-image candidates are never kept
+
+        row_elems = channels * window * window * (width + 2 * p)
+        band = max(1, min(height, _BAND_BUDGET // max(row_elems, 1)))
+        outputs = []
+        for y0 in range(0, height, band):
+            y1 = min(height, y0 + band)
+            rows = y1 - y0
+            # Squared differences between g at m' and at m' + δ, for m' in the band plus the
+            # patch margin, then summed over each patch by a box filter.
+            g_centre = g_pad[:, :, y0 + r : y1 + r + 2 * p, r : r + width + 2 * p]
+            g_window = F.unfold(g_pad[:, :, y0 : y1 + 2 * r + 2 * p], window)
+            g_window = g_window.view(batch, channels, window * window, rows + 2 * p, width + 2 * p)
+            sq = (g_centre.unsqueeze(2) - g_window).square().sum(1)
+            dist = F.avg_pool2d(sq, self.patch, stride=1) * (self.patch * self.patch)
+            logits = -dist / (h[:, :, y0:y1].square() + _BANDWIDTH_EPS)
+            weights = torch.softmax(logits, dim=1)
+            keep_window = F.unfold(keep_pad[:, :, y0 : y1 + 2 * r], window)
+            keep_window = keep_window.view(batch, window * window, rows, width)
+            masked = weights * keep_window
+            total = masked.sum(1, keepdim=True)
+            weights = torch.where(total > _MIN_KEPT, masked / total.clamp_min(_MIN_KEPT), weights)
+            if want_weights:
+                outputs.append(weights)
+                continue
+            z_window = F.unfold(z_pad[:, :, y0 : y1 + 2 * r], window)
+            z_window = z_window.view(batch, channels, window * window, rows, width)
+            outputs.append((weights.unsqueeze(1) * z_window).sum(2))
+        return torch.cat(outputs, dim=2)

@@ -1,0 +1,119 @@
+"""On-the-fly, seeded training pairs (paper Algorithm 1).
+
+HR patches are cut from clean photos; LR = antialiased bicubic downscale; z = LR round-tripped
+through one of the ten JPEG/WebP configurations. Each LR crop is compressed with a margin and
+then cropped at a random phase, so the network sees every position of the 8×8 / 16×16 grid.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+from napari_cisr.degrade import TRAIN_CONFIGS, Codec, bicubic_downscale, compress
+
+log = logging.getLogger(__name__)
+
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".tif", ".tiff")
+#: Extra LR pixels compressed around each patch so that its grid phase can be drawn at random.
+_GRID_MARGIN = 16
+
+
+def load_clean_photo(path: str | Path, downscale: int = 3) -> np.ndarray:
+    """Read a photo and downscale it to a clean ground truth.
+
+    Source photos are themselves JPEGs (quality 75-100 here); an antialiased bicubic downscale
+    by ``downscale`` averages their 8×8 artefacts away (docs/models.md measures how much).
+
+    Returns
+    -------
+    ndarray
+        uint8 H×W×3.
+    """
+    with Image.open(path) as image:
+        rgb = np.asarray(image.convert("RGB"))
+    return bicubic_downscale(rgb, downscale) if downscale > 1 else rgb
+
+
+def list_photos(folders: Sequence[str | Path], exclude: Sequence[str] = ()) -> list[Path]:
+    """Image files in ``folders`` (sorted), minus those whose stem is in ``exclude``."""
+    excluded = {name.lower() for name in exclude}
+    photos = []
+    for folder in folders:
+        folder = Path(folder)
+        files = [folder] if folder.is_file() else sorted(folder.iterdir())
+        photos += [
+            f for f in files if f.suffix.lower() in IMAGE_SUFFIXES and f.stem.lower() not in excluded
+        ]
+    return photos
+
+
+def to_tensor(images: Sequence[np.ndarray]) -> torch.Tensor:
+    """uint8 H×W×3 images → float B×3×H×W in [0, 1]."""
+    batch = np.stack(images).astype(np.float32) / 255.0
+    return torch.from_numpy(batch).permute(0, 3, 1, 2).contiguous()
+
+
+class PatchSampler:
+    """Random (z, y, x) training triples, reproducible from ``seed``.
+
+    Parameters
+    ----------
+    photos : sequence of ndarray
+        Clean HR photos, uint8 H×W×3, each at least (patch + 16)·scale on its short side.
+    scale : int
+        Upscaling factor s.
+    patch : int
+        LR patch side (48 in the paper).
+    configs : sequence of (codec, quality)
+        Compression configurations drawn uniformly.
+    seed : int
+    """
+
+    def __init__(
+        self,
+        photos: Sequence[np.ndarray],
+        scale: int,
+        patch: int = 48,
+        configs: Sequence[tuple[Codec, int]] = TRAIN_CONFIGS,
+        seed: int = 0,
+    ) -> None:
+        need = (patch + _GRID_MARGIN) * scale
+        self.photos = [p for p in photos if min(p.shape[:2]) >= need]
+        if not self.photos:
+            raise ValueError(f"no training photo is at least {need} px on its short side")
+        self.scale, self.patch, self.configs = scale, patch, list(configs)
+        self.rng = np.random.default_rng(seed)
+        # Sample photos in proportion to their area, so every pixel is equally likely.
+        areas = np.array([p.shape[0] * p.shape[1] for p in self.photos], dtype=np.float64)
+        self.photo_probs = areas / areas.sum()
+
+    def sample(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """One (z, y, x): uint8 LR compressed, LR clean (patch×patch×3), HR (s·patch)²×3."""
+        rng, s, patch = self.rng, self.scale, self.patch
+        photo = self.photos[rng.choice(len(self.photos), p=self.photo_probs)]
+        big = (patch + _GRID_MARGIN) * s
+        top = rng.integers(0, photo.shape[0] - big + 1)
+        left = rng.integers(0, photo.shape[1] - big + 1)
+        hr = photo[top : top + big, left : left + big]
+        hr = np.rot90(hr, k=rng.integers(4))
+        if rng.integers(2):
+            hr = hr[:, ::-1]
+        hr = np.ascontiguousarray(hr)
+        lr = bicubic_downscale(hr, s)
+        codec, quality = self.configs[rng.integers(len(self.configs))]
+        compressed = compress(lr, codec, quality)
+        dy, dx = rng.integers(0, _GRID_MARGIN + 1, size=2)
+        window = (slice(dy, dy + patch), slice(dx, dx + patch))
+        hr_window = (slice(dy * s, (dy + patch) * s), slice(dx * s, (dx + patch) * s))
+        return compressed[window], lr[window], hr[hr_window]
+
+    def batch(self, size: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(z, y, x) float tensors in [0, 1]: B×3×P×P, B×3×P×P, B×3×sP×sP."""
+        triples = [self.sample() for _ in range(size)]
+        return tuple(to_tensor([t[i] for t in triples]) for i in range(3))  # type: ignore[return-value]

@@ -1,0 +1,207 @@
+"""The training loop: Eq. (8) end to end through the unfolding, Adam, cosine schedule."""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from napari_cisr.degrade import Codec, bicubic_downscale, compress
+from napari_cisr.metrics import psnr_y
+from napari_cisr.model import CISRPSI, CISRConfig, build_model, variant_config
+from napari_cisr.train.data import PatchSampler, list_photos, load_clean_photo, to_tensor
+from napari_cisr.weights import save_weights
+
+log = logging.getLogger(__name__)
+
+#: Configurations used for the quick validation that selects the best checkpoint.
+VALIDATION_CONFIGS: tuple[tuple[Codec, int], ...] = (
+    ("jpeg", 10), ("jpeg", 30), ("jpeg", 50), ("webp", 10), ("webp", 30),
+)  # fmt: skip
+
+
+@dataclass
+class TrainConfig:
+    """Everything a training run needs; saved into its output folder as ``train_config.json``."""
+
+    variant: str = "lite"
+    scale: int = 2
+    steps: int = 5000
+    batch: int = 16
+    patch: int = 48
+    lr: float = 5e-4
+    lr_min: float = 1e-5
+    gamma: float = 1.0
+    data: list[str] = field(default_factory=lambda: ["/usr/share/backgrounds/mate/nature"])
+    exclude: list[str] = field(default_factory=list)
+    validation: list[str] = field(default_factory=list)
+    downscale: int = 3
+    output: str = "runs/lite-x2"
+    seed: int = 0
+    threads: int = 0
+    bf16: bool = True
+    device: str = "auto"
+    validate_every: int = 250
+    validation_crop: int = 128
+    checkpoint_every: int = 250
+    init: str | None = None
+    overrides: dict = field(default_factory=dict)
+
+    @classmethod
+    def from_json(cls, path: str | Path) -> TrainConfig:
+        return cls(**json.loads(Path(path).read_text()))
+
+
+def psi_loss(
+    model_out_y: list[torch.Tensor],
+    model_out_x: list[torch.Tensor],
+    y: torch.Tensor,
+    x: torch.Tensor,
+    rho: tuple[float, ...],
+    gamma: float,
+) -> torch.Tensor:
+    """Eq. (8): (1/J) Σ_j ρ_j (‖ŷ_j − y‖₁ + γ ‖x̂_j − x‖₁), L1 as the mean absolute error."""
+    terms = [
+        weight * ((y_hat.float() - y).abs().mean() + gamma * (x_hat.float() - x).abs().mean())
+        for weight, y_hat, x_hat in zip(rho, model_out_y, model_out_x, strict=True)
+    ]
+    return torch.stack(terms).sum() / len(terms)
+
+
+def _validation_set(
+    photos: list[np.ndarray], scale: int, crop: int
+) -> list[tuple[torch.Tensor, np.ndarray]]:
+    """(z, HR uint8) pairs: a centred crop of each photo under each validation config."""
+    pairs = []
+    for photo in photos:
+        size = crop * scale
+        top, left = (photo.shape[0] - size) // 2, (photo.shape[1] - size) // 2
+        hr = np.ascontiguousarray(photo[top : top + size, left : left + size])
+        lr = bicubic_downscale(hr, scale)
+        for codec, quality in VALIDATION_CONFIGS:
+            pairs.append((to_tensor([compress(lr, codec, quality)]), hr))
+    return pairs
+
+
+@torch.no_grad()
+def validate(
+    model: CISRPSI, pairs: list[tuple[torch.Tensor, np.ndarray]], device: torch.device
+) -> float:
+    """Mean Y-PSNR (shave = scale) of x̂_J over the validation pairs."""
+    model.eval()
+    scores = []
+    for z, hr in pairs:
+        out = model(z.to(device)).result.clamp(0, 1)
+        image = out[0].permute(1, 2, 0).float().cpu().numpy()
+        scores.append(psnr_y(image, hr, shave=model.scale))
+    model.train()
+    return float(np.mean(scores))
+
+
+def _format_eta(seconds: float) -> str:
+    minutes, sec = divmod(int(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours:d}:{minutes:02d}:{sec:02d}"
+
+
+def train(cfg: TrainConfig) -> Path:
+    """Train (or resume) a model; returns the path of the best weights (safetensors).
+
+    The output folder holds ``last.pt`` (resumable checkpoint: model, optimiser, step, RNG),
+    ``best.safetensors`` (the best validation PSNR so far), ``train_config.json`` and
+    ``log.jsonl`` (one record per validation).
+    """
+    from napari_cisr.weights import read_weights, resolve_device
+
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    device = resolve_device(cfg.device)
+    out = Path(cfg.output)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "train_config.json").write_text(json.dumps(asdict(cfg), indent=2))
+
+    model_config: CISRConfig = variant_config(cfg.variant, cfg.scale, **cfg.overrides)
+    model = build_model(model_config).to(device)
+    optimizer = torch.optim.Adam(model.parameters(), lr=cfg.lr)
+    step, best = 0, -math.inf
+    checkpoint = out / "last.pt"
+    if checkpoint.exists():
+        state = torch.load(checkpoint, map_location=device, weights_only=True)
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        step, best = int(state["step"]), float(state["best"])
+        log.info("resumed %s at step %d (best %.3f dB)", checkpoint, step, best)
+    elif cfg.init:
+        _, init_state = read_weights(cfg.init)
+        model.load_state_dict(init_state, strict=True)
+        log.info("initialised from %s", cfg.init)
+
+    excluded = [Path(v).stem for v in cfg.validation] + list(cfg.exclude)
+    train_paths = list_photos(cfg.data, exclude=excluded)
+    if not train_paths:
+        raise ValueError(f"no training photos found in {cfg.data}")
+    log.info("training on %d photos: %s", len(train_paths), [p.name for p in train_paths])
+    photos = [load_clean_photo(p, cfg.downscale) for p in train_paths]
+    # Reseed from the step so that a resumed run draws new patches rather than replaying.
+    sampler = PatchSampler(photos, cfg.scale, cfg.patch, seed=cfg.seed * 1_000_003 + step)
+    val_photos = [load_clean_photo(p, cfg.downscale) for p in list_photos(cfg.validation)]
+    val_pairs = _validation_set(val_photos, cfg.scale, cfg.validation_crop)
+
+    def lr_at(s: int) -> float:
+        progress = min(s / max(cfg.steps, 1), 1.0)
+        return cfg.lr_min + 0.5 * (cfg.lr - cfg.lr_min) * (1 + math.cos(math.pi * progress))
+
+    use_bf16 = cfg.bf16 and device.type == "cpu"
+    use_amp = cfg.bf16 and device.type == "cuda"
+    model.train()
+    started, start_step, running = time.perf_counter(), step, None
+    while step < cfg.steps:
+        z, y, x = (t.to(device, non_blocking=True) for t in sampler.batch(cfg.batch))
+        for group in optimizer.param_groups:
+            group["lr"] = lr_at(step)
+        autocast_dtype = torch.bfloat16 if use_bf16 else torch.float16
+        with torch.autocast(device.type, dtype=autocast_dtype, enabled=use_bf16 or use_amp):
+            result = model(z)
+            loss = psi_loss(
+                result.y_hat, result.x_hat, y, x, model_config.loss_weights, cfg.gamma
+            )
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        step += 1
+        running = loss.item() if running is None else 0.98 * running + 0.02 * loss.item()
+        if step % 25 == 0 or step == cfg.steps:
+            rate = (time.perf_counter() - started) / (step - start_step)
+            log.info(
+                "step %d/%d loss %.4f lr %.2e %.2fs/step eta %s best %.3f dB",
+                step, cfg.steps, running, lr_at(step), rate,
+                _format_eta(rate * (cfg.steps - step)), best,
+            )  # fmt: skip
+        if val_pairs and (step % cfg.validate_every == 0 or step == cfg.steps):
+            score = validate(model, val_pairs, device)
+            record = {"step": step, "loss": running, "val_psnr": score,
+                      "elapsed_s": round(time.perf_counter() - started, 1)}  # fmt: skip
+            with open(out / "log.jsonl", "a") as handle:
+                handle.write(json.dumps(record) + "\n")
+            if score > best:
+                best = score
+                save_weights(model, out / "best.safetensors")
+            log.info("validation at step %d: %.3f dB (best %.3f dB)", step, score, best)
+        if step % cfg.checkpoint_every == 0 or step == cfg.steps:
+            tmp = checkpoint.with_suffix(".tmp")
+            torch.save(
+                {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                 "step": step, "best": best},
+                tmp,
+            )  # fmt: skip
+            os.replace(tmp, checkpoint)
+    if not val_pairs:
+        save_weights(model, out / "best.safetensors")
+    return out / "best.safetensors"

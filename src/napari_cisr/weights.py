@@ -1,0 +1,195 @@
+"""Pretrained-weight registry and safe loading (timm / CSBDeep style).
+
+Weight files are safetensors whose metadata carries the :class:`CISRConfig` as JSON, so one
+file fully describes a model. Legacy ``.pt``/``.pth`` files are read with
+``torch.load(weights_only=True)``: a file carrying a pickle payload is refused and its
+payload never runs.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import tempfile
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+import torch
+
+from napari_cisr.model import CISRPSI, CISRConfig, build_model, variant_config
+
+log = logging.getLogger(__name__)
+
+MODEL_NAMES: tuple[str, ...] = ("lite", "tiny", "full")
+
+
+class WeightsError(ValueError):
+    """A weight file that cannot be used; the message is one line naming the file."""
+
+
+@dataclass(frozen=True)
+class WeightSpec:
+    """A pretrained model shipped inside the package."""
+
+    variant: str
+    scale: int
+    filename: str
+    sha256: str
+    description: str = ""
+
+
+#: Shipped weights, keyed "<variant>-x<scale>". Produced by ``napari-cisr train`` (docs/models.md).
+PRETRAINED: dict[str, WeightSpec] = {}
+
+
+def sha256_of(path: str | Path) -> str:
+    """Hex sha256 of a file."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def save_weights(model: CISRPSI, path: str | Path) -> str:
+    """Write ``model`` as safetensors (config in the metadata), atomically; return its sha256."""
+    from safetensors.torch import save_file
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    metadata = {"format": "pt", "cisr_config": json.dumps(model.config.to_dict())}
+    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
+    os.close(fd)
+    try:
+        save_file(state, tmp, metadata=metadata)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+    return sha256_of(path)
+
+
+def read_weights(path: str | Path) -> tuple[CISRConfig | None, dict[str, torch.Tensor]]:
+    """Read a weight file without running any code from it.
+
+    Returns the config stored in it (``None`` for a bare state dict) and the tensors.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise WeightsError(f"cannot load weights '{path}': no such file")
+    if path.suffix == ".safetensors":
+        from safetensors import SafetensorError, safe_open
+
+        try:
+            with safe_open(str(path), framework="pt") as handle:
+                metadata = handle.metadata() or {}
+                state = {key: handle.get_tensor(key) for key in handle.keys()}
+        except (SafetensorError, OSError, ValueError) as error:
+            raise WeightsError(f"cannot load weights '{path}': not a safetensors file ({error})")
+        raw = metadata.get("cisr_config")
+        return (CISRConfig.from_dict(json.loads(raw)) if raw else None), state
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:  # torch raises UnpicklingError, RuntimeError, EOFError, ...
+        reason = str(error).splitlines()[0] if str(error) else type(error).__name__
+        raise WeightsError(
+            f"refusing to load weights '{path}': not plain tensors (weights_only load failed: "
+            f"{reason[:160]})"
+        ) from None
+    if isinstance(payload, dict) and "model" in payload and "config" in payload:
+        return CISRConfig.from_dict(payload["config"]), payload["model"]
+    if isinstance(payload, dict) and all(isinstance(v, torch.Tensor) for v in payload.values()):
+        return None, payload
+    raise WeightsError(f"cannot load weights '{path}': no state dict found in it")
+
+
+def packaged_weights_path(spec: WeightSpec) -> Path:
+    """Path of a shipped weight file, verified against its sha256."""
+    path = Path(str(resources.files("napari_cisr") / "weights_data" / spec.filename))
+    if not path.is_file():
+        raise WeightsError(f"shipped weights '{spec.filename}' are missing from the package")
+    digest = sha256_of(path)
+    if digest != spec.sha256:
+        raise WeightsError(
+            f"shipped weights '{path}' fail their sha256 check ({digest[:12]}… != "
+            f"{spec.sha256[:12]}…)"
+        )
+    return path
+
+
+def resolve_device(device: str | torch.device = "auto") -> torch.device:
+    """'auto' → CUDA when available, else CPU."""
+    if str(device) == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(device)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError("device 'cuda' requested but CUDA is not available")
+    return device
+
+
+def load_model(
+    name_or_path: str | Path = "lite",
+    scale: int = 2,
+    pretrained: bool = True,
+    device: str | torch.device = "cpu",
+) -> CISRPSI:
+    """Build a CISR-PSI network, with weights.
+
+    Parameters
+    ----------
+    name_or_path : str or Path
+        A variant name (``"lite"``, ``"tiny"``, ``"full"``) or the path of a weight file
+        (``.safetensors``, or ``.pt``/``.pth`` holding plain tensors).
+    scale : int
+        2, 3 or 4; for a file, it must match the file's config when the file has one.
+    pretrained : bool
+        Load the shipped weights of the variant; ``False`` gives freshly initialised weights.
+    device : str
+        "cpu", "cuda", "auto", ...
+
+    Returns
+    -------
+    CISRPSI
+        In eval mode, on ``device``. Strict key matching: a file for another architecture fails.
+    """
+    target = resolve_device(device)
+    name = str(name_or_path)
+    if name in MODEL_NAMES:
+        config = variant_config(name, scale)
+        model = build_model(config)
+        if pretrained:
+            key = f"{name}-x{scale}"
+            spec = PRETRAINED.get(key)
+            if spec is None:
+                available = ", ".join(sorted(PRETRAINED)) or "none"
+                raise WeightsError(
+                    f"no shipped weights for model '{name}' at x{scale} (available: {available});"
+                    " pass pretrained=False or a weight file"
+                )
+            _, state = read_weights(packaged_weights_path(spec))
+            _load_strict(model, state, spec.filename)
+    else:
+        path = Path(name_or_path)
+        if path.suffix not in (".safetensors", ".pt", ".pth") and not path.exists():
+            raise WeightsError(
+                f"unknown model '{name}': use one of {', '.join(MODEL_NAMES)} or a weight file"
+            )
+        stored, state = read_weights(path)
+        config = stored or variant_config("lite", scale)
+        if config.scale != scale:
+            raise WeightsError(f"weights '{path}' are for x{config.scale}, not x{scale}")
+        model = build_model(config)
+        _load_strict(model, state, str(path))
+    return model.eval().to(target)
+
+
+def _load_strict(model: CISRPSI, state: dict[str, torch.Tensor], source: str) -> None:
+    try:
+        model.load_state_dict(state, strict=True)
+    except RuntimeError as error:
+        first = str(error).splitlines()[1].strip() if "\n" in str(error) else str(error)
+        raise WeightsError(f"weights '{source}' do not fit the model: {first[:200]}") from None
