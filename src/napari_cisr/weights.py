@@ -89,7 +89,9 @@ def read_weights(path: str | Path) -> tuple[CISRConfig | None, dict[str, torch.T
                 metadata = handle.metadata() or {}
                 state = {key: handle.get_tensor(key) for key in handle.keys()}
         except (SafetensorError, OSError, ValueError) as error:
-            raise WeightsError(f"cannot load weights '{path}': not a safetensors file ({error})")
+            raise WeightsError(
+                f"cannot load weights '{path}': not a safetensors file ({error})"
+            ) from None
         raw = metadata.get("cisr_config")
         return (CISRConfig.from_dict(json.loads(raw)) if raw else None), state
     try:

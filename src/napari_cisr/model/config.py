@@ -38,7 +38,7 @@ class CISRConfig:
     use_nonlocal : bool
         Ablation "no non-local operator": u is replaced by z.
     fixed_bandwidth : float or None
-        Ablation: a fixed h (on the 0-255 scale, 30 in the paper's Table 6) instead of the learned map.
+        Ablation: a fixed h (0-255 scale; 30 in the paper's Table 6) instead of the learned map.
     skip : {"adaptive", "z", "g", "u"}
         Long skip: the adaptive softmax combination of Eq. (11), or a single image (ablation).
     use_blocking_mask : bool
@@ -64,7 +64,8 @@ class CISRConfig:
             raise ValueError(f"scale must be one of {SCALES}, got {self.scale}")
         if len(self.loss_weights) != self.iterations:
             raise ValueError(
-                f"loss_weights has {len(self.loss_weights)} entries but iterations={self.iterations}"
+                f"loss_weights has {len(self.loss_weights)} entries "
+                f"but iterations={self.iterations}"
             )
         if self.iterations < 1:
             raise ValueError("iterations must be >= 1")
@@ -98,12 +99,14 @@ def default_loss_weights(iterations: int) -> tuple[float, ...]:
 
 #: Variants of the paper (Section 4.1) and the CPU-sized default.
 VARIANTS: dict[str, CISRConfig] = {
-    "full": CISRConfig(groups=5, blocks=12, features=64, iterations=3, loss_weights=(0.3, 0.6, 1.0)),
+    "full": CISRConfig(
+        groups=5, blocks=12, features=64, iterations=3, loss_weights=(0.3, 0.6, 1.0)
+    ),
     "tiny": CISRConfig(
         groups=2, blocks=12, features=64, iterations=5, loss_weights=(0.2, 0.4, 0.6, 0.8, 1.0)
     ),
     # Chosen by measuring training-step time on 2 CPU cores (docs/models.md): narrow and shallow,
-    # with J = 3 and a smaller search window, so that an hour of CPU training gives thousands of steps.
+    # with J = 3 and a 7×7 search window, so that an hour of CPU training gives thousands of steps.
     "lite": CISRConfig(
         groups=1,
         blocks=4,
@@ -121,5 +124,7 @@ def variant_config(name: str, scale: int = 2, **overrides: Any) -> CISRConfig:
     try:
         base = VARIANTS[name]
     except KeyError:
-        raise ValueError(f"unknown model variant {name!r}; choose one of {sorted(VARIANTS)}") from None
+        raise ValueError(
+            f"unknown model variant {name!r}; choose one of {sorted(VARIANTS)}"
+        ) from None
     return base.with_(scale=scale, **overrides)

@@ -94,9 +94,7 @@ class BlockingAwareNonLocal(nn.Module):
         """
         return self._run(z, g, keep, want_weights=False)
 
-    def similarity_weights(
-        self, g: torch.Tensor, keep: torch.Tensor | None = None
-    ) -> torch.Tensor:
+    def similarity_weights(self, g: torch.Tensor, keep: torch.Tensor | None = None) -> torch.Tensor:
         """The weights w(m, n) as B×K×H×W (K = (2r+1)², row-major window offsets)."""
         return self._run(g, g, keep, want_weights=True)
 

@@ -48,7 +48,9 @@ def list_photos(folders: Sequence[str | Path], exclude: Sequence[str] = ()) -> l
         folder = Path(folder)
         files = [folder] if folder.is_file() else sorted(folder.iterdir())
         photos += [
-            f for f in files if f.suffix.lower() in IMAGE_SUFFIXES and f.stem.lower() not in excluded
+            f
+            for f in files
+            if f.suffix.lower() in IMAGE_SUFFIXES and f.stem.lower() not in excluded
         ]
     return photos
 

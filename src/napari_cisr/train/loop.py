@@ -169,9 +169,7 @@ def train(cfg: TrainConfig) -> Path:
         autocast_dtype = torch.bfloat16 if use_bf16 else torch.float16
         with torch.autocast(device.type, dtype=autocast_dtype, enabled=use_bf16 or use_amp):
             result = model(z)
-            loss = psi_loss(
-                result.y_hat, result.x_hat, y, x, model_config.loss_weights, cfg.gamma
-            )
+            loss = psi_loss(result.y_hat, result.x_hat, y, x, model_config.loss_weights, cfg.gamma)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()

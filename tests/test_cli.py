@@ -1,0 +1,105 @@
+"""``napari-cisr run``: bad input gives one line and no output; odd valid input works."""
+
+from __future__ import annotations
+
+import io
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from napari_cisr.cli import main
+from napari_cisr.io import read_image
+
+
+def _jpeg_bytes(shape=(24, 32, 3), quality=30) -> bytes:
+    rng = np.random.default_rng(0)
+    buffer = io.BytesIO()
+    Image.fromarray(rng.integers(0, 255, shape, dtype=np.uint8)).save(
+        buffer, "JPEG", quality=quality
+    )
+    return buffer.getvalue()
+
+
+def _bad_inputs(tmp_path):
+    empty = tmp_path / "empty.jpg"
+    empty.write_bytes(b"")
+    truncated = tmp_path / "truncated.jpg"
+    truncated.write_bytes(_jpeg_bytes()[:300])
+    text = tmp_path / "notes.png"
+    text.write_text("this is not an image\n")
+    return {
+        "empty": (empty, "empty"),
+        "truncated": (truncated, "truncated"),
+        "not an image": (text, "not an image"),
+        "missing": (tmp_path / "nowhere.webp", "no such file"),
+    }
+
+
+@pytest.mark.parametrize("case", ["empty", "truncated", "not an image", "missing"])
+def test_bad_input_exits_nonzero_with_one_line_and_no_output(tmp_path, capsys, case, fresh_weights):
+    path, problem = _bad_inputs(tmp_path)[case]
+    output = tmp_path / "out.png"
+    status = main(["run", str(path), str(output), "--model", str(fresh_weights)])
+    err = capsys.readouterr().err.strip()
+    assert status == 2
+    assert len(err.splitlines()) == 1, err
+    assert path.name in err and problem in err
+    assert "Traceback" not in err
+    assert not output.exists()
+    assert list(tmp_path.glob("out*")) == []
+
+
+def test_installed_script_reports_without_traceback(tmp_path):
+    bad = tmp_path / "bad.webp"
+    bad.write_bytes(b"RIFF\x00\x00")
+    result = subprocess.run(
+        [sys.executable, "-m", "napari_cisr.cli", "run", str(bad), str(tmp_path / "o.png")],
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+    assert result.stderr.count("\n") == 1 and "bad.webp" in result.stderr
+
+
+def test_existing_output_is_not_overwritten_without_flag(tmp_path, capsys, fresh_weights):
+    source = tmp_path / "in.jpg"
+    source.write_bytes(_jpeg_bytes())
+    output = tmp_path / "out.png"
+    output.write_bytes(b"precious")
+    status = main(["run", str(source), str(output), "--model", str(fresh_weights)])
+    assert status == 2 and "--overwrite" in capsys.readouterr().err
+    assert output.read_bytes() == b"precious"
+    assert (
+        main(["run", str(source), str(output), "--model", str(fresh_weights), "--overwrite"]) == 0
+    )
+    assert read_image(output).shape == (48, 64, 3)
+
+
+@pytest.mark.parametrize(
+    ("name", "array"),
+    [
+        ("one_pixel.png", np.full((1, 1, 3), 200, np.uint8)),
+        ("gray.png", np.tile(np.arange(0, 240, 10, dtype=np.uint8), (9, 1))),
+        ("rgba.png", np.dstack([np.full((6, 7, 3), 90, np.uint8), np.full((6, 7), 128, np.uint8)])),
+        ("deep.tif", (np.arange(5 * 8 * 3).reshape(5, 8, 3) * 1000).astype(np.uint16)),
+        ("deep_gray.png", (np.arange(6 * 4).reshape(6, 4) * 2000).astype(np.uint16)),
+    ],
+)
+def test_odd_but_valid_inputs_work(tmp_path, name, array, fresh_weights):
+    from napari_cisr.io import write_image
+
+    source = tmp_path / name
+    write_image(source, array)
+    output = tmp_path / f"out_{name}"
+    assert main(["run", str(source), str(output), "--model", str(fresh_weights)]) == 0
+    result = read_image(output)
+    assert result.dtype == array.dtype
+    assert result.shape[:2] == (array.shape[0] * 2, array.shape[1] * 2)
+    assert result.shape[2:] == array.shape[2:]
+    if array.ndim == 3 and array.shape[2] == 4:
+        # Alpha is upscaled on its own: a constant alpha stays constant.
+        assert np.all(result[..., 3] == 128)
