@@ -66,6 +66,7 @@ def save_weights(model: CISRPSI, path: str | Path) -> str:
     os.close(fd)
     try:
         save_file(state, tmp, metadata=metadata)
+        os.chmod(tmp, 0o644)  # mkstemp makes owner-only files; weights are meant to be shared
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):

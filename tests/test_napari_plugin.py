@@ -1,0 +1,367 @@
+"""The napari plugin end to end in a real viewer: widget, readers, writers, sample data.
+
+Runs under Xvfb (pytest-xvfb). The widget tests run the real compute core
+(``napari_cisr.inference``) on small images.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import dask.array as da
+import numpy as np
+import pytest
+
+from napari_cisr import io
+from napari_cisr._widget import SuperResolveWidget, output_geometry
+
+pytestmark = pytest.mark.napari
+
+PLUGIN = "napari-cisr"
+WIDGET = "Super-resolve compressed image"
+DATA = Path(io.__file__).parent / "data"
+TIMEOUT_MS = 60_000
+
+
+@pytest.fixture
+def notifications():
+    """Collect napari notifications (show_error & co) emitted during a test."""
+    from napari.utils.notifications import notification_manager
+
+    seen = []
+    notification_manager.notification_ready.connect(seen.append)
+    yield seen
+    notification_manager.notification_ready.disconnect(seen.append)
+
+
+def _errors(notes) -> list[str]:
+    from napari.utils.notifications import NotificationSeverity
+
+    return [str(n.message) for n in notes if n.severity == NotificationSeverity.ERROR]
+
+
+def _dock(viewer) -> SuperResolveWidget:
+    _, widget = viewer.window.add_plugin_dock_widget(PLUGIN, WIDGET)
+    assert isinstance(widget, SuperResolveWidget)
+    return widget
+
+
+def _run_to_end(qtbot, widget: SuperResolveWidget) -> None:
+    assert widget.run() is not None, widget.status.value
+    # the widget clears its worker on `finished` (connected before the thread started, so
+    # unlike a waitSignal set up here it cannot miss a worker that finishes very fast)
+    qtbot.waitUntil(lambda: not widget.running, timeout=TIMEOUT_MS)
+
+
+def _hr_centre_in_lr(i, s):
+    """Where HR pixel i's centre lies in LR pixel coordinates."""
+    return (np.asarray(i, float) + 0.5) / s - 0.5
+
+
+# ------------------------------------------------------------------------------- widget
+
+
+@pytest.fixture
+def weights_file(fresh_weights) -> str:
+    """A real (freshly initialised) lite ×2 weight file from conftest: the widget runs the real
+    core with it. Untrained weights keep these tests independent of the shipped ones; what is
+    tested here is the plumbing (progress, cancel, layers, geometry), not image quality."""
+    return str(fresh_weights)
+
+
+def _dock_with_weights(viewer, weights_file) -> SuperResolveWidget:
+    widget = _dock(viewer)
+    widget.params.weights = weights_file
+    assert str(widget._fields["weights"].value) == weights_file
+    return widget
+
+
+def test_widget_super_resolves_sample_with_aligned_outputs(make_napari_viewer, qtbot, weights_file):
+    viewer = make_napari_viewer()
+    (src,) = viewer.open_sample(PLUGIN, "jpeg_q15")
+    src.scale = (0.7, 1.3)  # the input has its own geometry: outputs must follow it
+    src.translate = (5.0, -3.0)
+    src.contrast_limits = (10, 240)
+    widget = _dock_with_weights(viewer, weights_file)
+    assert widget.image_layer.value is src
+    assert widget._fields["whole_stack"].native.isHidden()  # a 2D layer has no stack choice
+    widget.params.scale = 2
+    widget.params.intermediates = True
+    widget.params.blocking_map = True
+    assert widget._fields["blocking_map"].value is True  # the evented params drive the GUI
+    widget._fields["iterations"].value = 2  # and the GUI drives the params
+    assert widget.params.iterations == 2
+
+    _run_to_end(qtbot, widget)
+
+    h, w, _ = src.data.shape
+    out = viewer.layers[f"{src.name} ×2 (CISR)"]
+    assert out.data.shape == (2 * h, 2 * w, 3) and out.data.dtype == np.uint8 and out.rgb
+    assert widget.progress.value == 1000 and widget.status.value == "done"
+    assert out.contrast_limits == [10, 240]
+    ys, xs = viewer.layers[f"{src.name} ŷ_j (CISR)"], viewer.layers[f"{src.name} x̂_j (CISR)"]
+    n_j = ys.data.shape[0]
+    assert n_j == 2 and ys.data.shape == (n_j, h, w, 3) and xs.data.shape == (n_j, 2 * h, 2 * w, 3)
+    np.testing.assert_array_equal(xs.data[-1], out.data)  # x̂_J is the result
+    blocking = viewer.layers[f"{src.name} blocking"]
+    assert blocking.data.shape == (h, w) and blocking.data.dtype == np.float32
+    assert 0 <= blocking.data.min() and blocking.data.max() <= 1
+    assert blocking.opacity < 1 and not blocking.rgb
+
+    # pixel centres coincide in world coordinates
+    for i, j in [(0, 0), (1, 3), (2 * h - 1, 2 * w - 1), (17, 40)]:
+        lr = _hr_centre_in_lr([i, j], 2)
+        np.testing.assert_allclose(out.data_to_world([i, j]), src.data_to_world(lr), atol=1e-9)
+        np.testing.assert_allclose(
+            xs.data_to_world([n_j - 1, i, j])[1:], src.data_to_world(lr), atol=1e-9
+        )
+    for i, j in [(0, 0), (h - 1, w - 1)]:
+        np.testing.assert_allclose(blocking.data_to_world([i, j]), src.data_to_world([i, j]))
+        np.testing.assert_allclose(ys.data_to_world([0, i, j])[1:], src.data_to_world([i, j]))
+    np.testing.assert_allclose(out.scale, (0.35, 0.65))
+
+
+def test_widget_cancel_stops_promptly(make_napari_viewer, qtbot, weights_file):
+    viewer = make_napari_viewer()
+    rng = np.random.default_rng(0)
+    viewer.add_image(rng.integers(0, 256, (160, 160), dtype=np.uint8), name="big")
+    widget = _dock_with_weights(viewer, weights_file)
+    widget.params.iterations = 12  # the job checks for cancel between iterations
+    stages = []  # connected before the worker starts, so nothing is missed
+    widget.progressed.connect(lambda update: stages.append(update.text))
+    assert widget.run() is not None
+    qtbot.waitUntil(lambda: any(s.startswith("iteration") for s in stages), timeout=TIMEOUT_MS)
+    widget.cancel()
+    qtbot.waitUntil(lambda: not widget.running, timeout=TIMEOUT_MS)
+    assert "iteration 12/12" not in stages, stages  # stopped before the last iteration
+    assert [layer.name for layer in viewer.layers] == ["big"]
+    assert widget.status.value == "cancelled" and widget.run_button.enabled
+
+
+def test_widget_stack_current_plane_and_whole_stack(make_napari_viewer, qtbot, weights_file):
+    viewer = make_napari_viewer()
+    rng = np.random.default_rng(1)
+    stack = rng.integers(0, 256, (3, 16, 20), dtype=np.uint8)
+    src = viewer.add_image(stack, name="stack", scale=(4.0, 0.5, 0.5), translate=(10, 1, 2))
+    viewer.dims.set_point(0, src.data_to_world([1, 0, 0])[0])  # plane 1
+    widget = _dock_with_weights(viewer, weights_file)
+    widget.params.iterations = 1
+    assert not widget._fields["whole_stack"].native.isHidden()  # offered for a stack
+
+    _run_to_end(qtbot, widget)
+    plane = viewer.layers["stack ×2 (CISR)"]
+    assert plane.data.shape == (1, 32, 40)
+    np.testing.assert_allclose(
+        plane.data_to_world([0, 5, 7]), src.data_to_world([1, *_hr_centre_in_lr([5, 7], 2)])
+    )
+
+    viewer.layers.remove(plane)
+    widget.params.whole_stack = True
+    _run_to_end(qtbot, widget)
+    whole = viewer.layers["stack ×2 (CISR)"]
+    assert whole.data.shape == (3, 32, 40)
+    np.testing.assert_allclose(whole.scale, (4.0, 0.25, 0.25))
+    np.testing.assert_allclose(
+        whole.data_to_world([2, 0, 0]), src.data_to_world([2, *_hr_centre_in_lr([0, 0], 2)])
+    )
+    np.testing.assert_array_equal(whole.data[1], plane.data[0])  # same plane, same result
+
+
+def test_widget_lazy_layer_is_computed_in_the_worker(make_napari_viewer, qtbot, weights_file):
+    viewer = make_napari_viewer()
+    rng = np.random.default_rng(5)
+    rgb = rng.integers(0, 256, (40, 48, 3), dtype=np.uint8)
+    viewer.add_image(da.from_array(rgb, chunks=(16, 16, 3)), name="lazy", rgb=True)
+    widget = _dock_with_weights(viewer, weights_file)
+    widget.params.iterations = 1
+    widget.params.tile = 16
+    stages = []
+    widget.progressed.connect(lambda update: stages.append(update.text))
+    assert widget.run() is not None
+    qtbot.waitUntil(lambda: not widget.running, timeout=TIMEOUT_MS)
+    out = viewer.layers["lazy ×2 (CISR)"]
+    # the network ran in the worker, chunk by chunk, not on the GUI thread at draw time
+    assert isinstance(out.data, np.ndarray) and out.data.shape == (80, 96, 3)
+    assert any(stage.startswith("computing chunk") for stage in stages), stages
+
+
+def test_output_geometry_follows_rotation_and_affine(make_napari_viewer):
+    viewer = make_napari_viewer()
+    src = viewer.add_image(
+        np.zeros((10, 12), np.uint8),
+        scale=(2, 3),
+        translate=(1, -4),
+        rotate=30,
+        affine=np.array([[1, 0.2, 5], [0, 1, 0], [0, 0, 1]]),
+    )
+    for s in (2, 3, 4):
+        out = viewer.add_image(np.zeros((10 * s, 12 * s), np.uint8), **output_geometry(src, s))
+        for idx in [(0, 0), (7, 3), (10 * s - 1, 12 * s - 1)]:
+            np.testing.assert_allclose(
+                out.data_to_world(idx), src.data_to_world(_hr_centre_in_lr(idx, s)), atol=1e-9
+            )
+
+
+def test_bad_parameter_and_core_error_become_notifications(
+    make_napari_viewer, qtbot, notifications, weights_file
+):
+    viewer = make_napari_viewer()
+    widget = _dock(viewer)
+    assert widget.run() is None  # no image layer yet
+    assert "select an image layer" in _errors(notifications)[-1]
+
+    viewer.add_image(np.zeros((16, 16), np.uint8), name="img")
+    widget.params.scale = 5  # not offered by the GUI, but settable on the params
+    assert widget.run() is None
+    assert "scale must be one of (2, 3, 4)" in _errors(notifications)[-1]
+    widget.params.scale = 2
+    widget.params.model = "no-such-model"
+    assert widget.run() is None
+    assert "unknown model 'no-such-model'" in _errors(notifications)[-1]
+
+    widget.params.model = "lite"
+    widget.params.weights = str(Path(weights_file).with_name("missing.safetensors"))
+    assert widget.run() is None
+    assert "missing.safetensors' does not exist" in _errors(notifications)[-1]
+
+    # an error raised inside the core arrives as a notification, not an exception
+    widget.params.weights = weights_file
+    widget.params.scale = 3  # the weight file is for ×2: the core refuses it
+    _run_to_end(qtbot, widget)
+    assert "super-resolution failed" in _errors(notifications)[-1]
+    assert "x2, not x3" in _errors(notifications)[-1]
+    assert [layer.name for layer in viewer.layers] == ["img"]
+    assert widget.progress.value == 0 and widget.run_button.enabled
+
+
+# ------------------------------------------------------------------------------- readers
+
+
+@pytest.fixture
+def image_files(tmp_path):
+    rng = np.random.default_rng(2)
+    rgb = (np.cumsum(rng.random((40, 56, 3)), axis=1) / 56 * 255).astype(np.uint8)
+    gray16 = rng.integers(0, 65536, (30, 20), dtype=np.uint16)
+    files = {}
+    for name, arr, kw in [
+        ("a.jpg", rgb, {"quality": 33}),
+        ("b.jpeg", rgb[..., 0], {"quality": 80}),
+        ("c.webp", rgb, {"quality": 10}),
+        ("d.png", rgb, {}),
+        ("e.png", gray16, {}),
+        ("f.tif", gray16, {}),
+        ("g.tiff", rgb, {}),
+    ]:
+        io.write_image(tmp_path / name, arr, **kw)
+        files[name] = io.read_image(tmp_path / name)
+    return tmp_path, files
+
+
+def test_readers_for_every_image_format(make_napari_viewer, image_files):
+    folder, expected = image_files
+    viewer = make_napari_viewer()
+    for name, ref in expected.items():
+        (layer,) = viewer.open(folder / name, plugin=PLUGIN)
+        np.testing.assert_array_equal(np.asarray(layer.data), ref)
+        assert layer.rgb == (ref.ndim == 3)
+        assert layer.name == Path(name).stem
+        assert layer.metadata["codec"] == io.image_info(folder / name)["codec"]
+    assert viewer.layers["a"].metadata["quality"] == 33
+    assert viewer.layers["b"].metadata["quality"] == 80
+    assert viewer.layers["e"].data.dtype == np.uint16
+
+
+def test_reader_zarr_is_lazy_and_multiscale(make_napari_viewer, tmp_path):
+    from test_io import make_ome_zarr
+
+    rng = np.random.default_rng(3)
+    rgb = rng.integers(0, 256, (64, 48, 3), dtype=np.uint8)
+    io.write_zarr(tmp_path / "plain.zarr", rgb)
+    pyramid = make_ome_zarr(tmp_path / "ome.zarr", rgb[..., 0], levels=3)
+    viewer = make_napari_viewer()
+    (plain,) = viewer.open(tmp_path / "plain.zarr", plugin=PLUGIN)
+    assert isinstance(plain.data, da.Array) and plain.rgb
+    np.testing.assert_array_equal(plain.data.compute(), rgb)
+    (ome,) = viewer.open(tmp_path / "ome.zarr", plugin=PLUGIN)
+    assert ome.multiscale and len(ome.data) == 3
+    assert all(isinstance(level, da.Array) for level in ome.data)
+    np.testing.assert_array_equal(np.asarray(ome.data[2]), pyramid[2])
+    np.testing.assert_allclose(ome.scale, (0.5, 0.5))  # OME level-0 scale
+
+
+def test_unreadable_file_gives_notification_not_exception(
+    make_napari_viewer, tmp_path, notifications
+):
+    good = tmp_path / "good.jpg"
+    io.write_image(good, np.full((32, 32, 3), 100, np.uint8))
+    bad = tmp_path / "bad.jpg"
+    bad.write_bytes(good.read_bytes()[:200])
+    (tmp_path / "empty.webp").write_bytes(b"")
+    viewer = make_napari_viewer()
+    assert viewer.open(bad, plugin=PLUGIN) == []
+    assert _errors(notifications)[-1] == f"cannot read '{bad}': truncated JPEG data"
+    assert viewer.open(tmp_path / "empty.webp", plugin=PLUGIN) == []
+    assert _errors(notifications)[-1].endswith("empty.webp': file is empty")
+    assert len(viewer.layers) == 0
+    from napari_cisr._reader import napari_get_reader
+
+    assert napari_get_reader(str(tmp_path / "x.bmp")) is None
+
+
+# ------------------------------------------------------------------------------- writers
+
+
+def test_writers_zarr_tiff_png_roundtrip(make_napari_viewer, tmp_path):
+    viewer = make_napari_viewer()
+    rng = np.random.default_rng(4)
+    rgb = rng.integers(0, 256, (40, 30, 3), dtype=np.uint8)
+    layer = viewer.add_image(rgb, name="rgb", scale=(2, 3), translate=(1, 1))
+    for name in ("o.tif", "o.png"):
+        assert layer.save(str(tmp_path / name), plugin=PLUGIN) == [str(tmp_path / name)]
+        np.testing.assert_array_equal(io.read_image(tmp_path / name), rgb)
+
+    computed = []
+
+    def spy(block):
+        if block.size:
+            computed.append(block.shape)
+        return block
+
+    lazy = da.from_array(rgb, chunks=(16, 16, 3)).map_blocks(spy, dtype=np.uint8)
+    lazy_layer = viewer.add_image(lazy, name="lazy", rgb=True, scale=(2, 3), translate=(1, 1))
+    computed.clear()
+    assert lazy_layer.save(str(tmp_path / "o.zarr"), plugin=PLUGIN) == [str(tmp_path / "o.zarr")]
+    assert computed and max(shape[0] for shape in computed) <= 16  # chunk by chunk
+    (back,) = viewer.open(tmp_path / "o.zarr", plugin=PLUGIN)
+    np.testing.assert_array_equal(back.data.compute(), rgb)
+    np.testing.assert_allclose(back.scale, (2, 3))
+    np.testing.assert_allclose(back.translate, (1, 1))
+    # napari's save dialog asks about overwriting, so the writers replace (atomically)
+    layer.save(str(tmp_path / "o.png"), plugin=PLUGIN)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["o.png", "o.tif", "o.zarr"]
+
+
+# ------------------------------------------------------------------------------- samples, manifest
+
+
+def test_sample_data(make_napari_viewer):
+    viewer = make_napari_viewer()
+    (jpg,) = viewer.open_sample(PLUGIN, "jpeg_q15")
+    (webp,) = viewer.open_sample(PLUGIN, "webp_q10")
+    hr = io.read_image(DATA / "sample_hr.png")
+    for layer in (jpg, webp):
+        assert layer.rgb and layer.data.shape == (hr.shape[0] // 2, hr.shape[1] // 2, 3)
+    assert jpg.metadata["quality"] == 15 and webp.metadata["codec"] == "webp"
+
+
+def test_npe2_validate_manifest():
+    result = subprocess.run(
+        [str(Path(sys.executable).with_name("npe2")), "validate", PLUGIN, "--imports"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "valid" in result.stdout
