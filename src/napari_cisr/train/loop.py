@@ -56,7 +56,9 @@ class TrainConfig:
 
     @classmethod
     def from_json(cls, path: str | Path) -> TrainConfig:
-        return cls(**json.loads(Path(path).read_text()))
+        """Read a config file; keys starting with "_" are comments."""
+        data = json.loads(Path(path).read_text())
+        return cls(**{key: value for key, value in data.items() if not key.startswith("_")})
 
 
 def psi_loss(

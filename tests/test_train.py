@@ -1,0 +1,101 @@
+"""Training data, the loop (resume, best checkpoint), evaluation and the shipped configs."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from napari_cisr.degrade import (
+    TRAIN_CONFIGS,
+    bicubic_downscale,
+    compress,
+    config_name,
+    parse_config,
+)
+from napari_cisr.model import variant_config
+from napari_cisr.train.data import PatchSampler
+from napari_cisr.train.evaluate import evaluate, format_table
+from napari_cisr.train.loop import TrainConfig, train
+from napari_cisr.weights import load_model
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def photos(tmp_path_factory):
+    """Two small real photos (scikit-image's astronaut and coffee) as a data folder."""
+    from skimage import data
+
+    folder = tmp_path_factory.mktemp("photos")
+    for name in ("astronaut", "coffee"):
+        Image.fromarray(getattr(data, name)()).save(folder / f"{name}.png")
+    return folder
+
+
+def test_degradations_keep_shape_and_dtype():
+    rng = np.random.default_rng(0)
+    image = rng.integers(0, 255, (33, 47, 3), dtype=np.uint8)
+    assert bicubic_downscale(image, 2).shape == (16, 23, 3)
+    for codec, quality in TRAIN_CONFIGS:
+        out = compress(image, codec, quality)
+        assert out.shape == image.shape and out.dtype == np.uint8
+    assert parse_config(config_name("webp", 5)) == ("webp", 5)
+    with pytest.raises(ValueError, match="jpeg-q10"):
+        parse_config("png-q3")
+
+
+def test_sampler_is_reproducible_and_shapes_follow_the_scale():
+    rng = np.random.default_rng(1)
+    photos = [rng.integers(0, 255, (200, 180, 3), dtype=np.uint8)]
+    first = PatchSampler(photos, scale=3, patch=24, seed=7).batch(4)
+    second = PatchSampler(photos, scale=3, patch=24, seed=7).batch(4)
+    for a, b in zip(first, second, strict=True):
+        assert torch.equal(a, b)
+    z, y, x = first
+    assert z.shape == y.shape == (4, 3, 24, 24) and x.shape == (4, 3, 72, 72)
+    # z is a compressed version of y, not y itself.
+    assert 0 < (z - y).abs().mean() < 0.1
+
+
+def test_training_resumes_and_keeps_the_best_checkpoint(photos, tmp_path):
+    cfg = TrainConfig(
+        steps=2, batch=2, patch=24, data=[str(photos)], validation=[str(photos / "coffee.png")],
+        exclude=[], output=str(tmp_path / "run"), validate_every=1, checkpoint_every=1,
+        validation_crop=32, threads=1, downscale=2, bf16=False,
+    )  # fmt: skip
+    best = train(cfg)
+    assert best.exists()
+    records = [json.loads(line) for line in (tmp_path / "run" / "log.jsonl").open()]
+    assert [r["step"] for r in records] == [1, 2]
+    cfg.steps = 3
+    train(cfg)  # resumes from last.pt at step 2
+    records = [json.loads(line) for line in (tmp_path / "run" / "log.jsonl").open()]
+    assert [r["step"] for r in records] == [1, 2, 3]
+    assert torch.load(tmp_path / "run" / "last.pt", weights_only=True)["step"] == 3
+    model = load_model(best, scale=2)
+    assert model.config == variant_config("lite", 2)
+
+
+def test_evaluation_reports_every_config_next_to_bicubic(photos, fresh_weights):
+    report = evaluate(
+        [photos / "coffee.png"], 2, fresh_weights, [("jpeg", 10), ("webp", 30)], downscale=3
+    )
+    assert set(report["configs"]) == {"jpeg-q10", "webp-q30"}
+    for row in report["configs"].values():
+        assert 15 < row["bicubic_psnr"] < 50 and 0 < row["ssim"] <= 1
+        assert row["gain"] == pytest.approx(row["psnr"] - row["bicubic_psnr"])
+    assert "| mean |" in format_table(report)
+
+
+@pytest.mark.parametrize("path", sorted((REPO / "configs").rglob("*.json")), ids=lambda p: p.stem)
+def test_shipped_training_configs_are_valid(path):
+    cfg = TrainConfig.from_json(path)
+    config = variant_config(cfg.variant, cfg.scale, **cfg.overrides)
+    assert config.scale == cfg.scale
+    assert not set(Path(v).stem for v in cfg.validation) & {"Storm", "LadyBird", "YellowFlower"}
+    assert {"Storm", "LadyBird", "YellowFlower"} <= set(cfg.exclude)
