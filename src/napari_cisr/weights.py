@@ -42,7 +42,29 @@ class WeightSpec:
 
 
 #: Shipped weights, keyed "<variant>-x<scale>". Produced by ``napari-cisr train`` (docs/models.md).
-PRETRAINED: dict[str, WeightSpec] = {}
+PRETRAINED: dict[str, WeightSpec] = {
+    "lite-x2": WeightSpec(
+        variant="lite",
+        scale=2,
+        filename="lite-x2.safetensors",
+        sha256="538b084428464e4304dacab7a50d43abbe4c1c06f0dc4aece6fe91e1a03117ce",
+        description="configs/lite-x2.json (1800 steps), then lite-x2-stage2.json (best at 900)",
+    ),
+    "lite-x3": WeightSpec(
+        variant="lite",
+        scale=3,
+        filename="lite-x3.safetensors",
+        sha256="ff06ee50995326495d78ff5a132bd15b23a7ba916fb690cb13066bc5ccbf591f",
+        description="configs/lite-x3.json, 1000 CPU steps (docs/models.md)",
+    ),
+    "lite-x4": WeightSpec(
+        variant="lite",
+        scale=4,
+        filename="lite-x4.safetensors",
+        sha256="9de0c5d9d84ea6fece3249cd36193f5412ad0222ab1c95ba216933d3dd059b58",
+        description="configs/lite-x4.json, 1000 CPU steps (docs/models.md)",
+    ),
+}
 
 
 def sha256_of(path: str | Path) -> str:
