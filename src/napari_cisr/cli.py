@@ -167,6 +167,51 @@ def _add_eval(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=_cmd_eval)
 
 
+def _cmd_batch(args: argparse.Namespace) -> None:
+    import distributed  # noqa: F401  (sets its loggers up on import; quieten them after)
+
+    from napari_cisr.batch import BatchError, ProgressBar, run_batch
+
+    logging.getLogger("distributed").setLevel(logging.WARNING)  # the cluster's chatter
+    bar = ProgressBar(sys.stderr)
+    try:
+        report = run_batch(
+            args.input, args.output, args.scale, args.model, args.tile, args.workers,
+            args.scheduler, args.overwrite, args.device, on_progress=bar,
+        )
+    except BatchError as error:
+        raise CLIError(str(error)) from None
+    finally:
+        bar.close()
+    log.info(
+        "%s: %d item(s) done (%d blocks computed, %d found done)",
+        report.output, len(report.completed), report.computed, report.skipped,
+    )
+    if report.failed:
+        for name, reason in report.failed:
+            log.error("failed: %s: %s", name, reason)
+        raise CLIError(
+            f"{len(report.failed)} item(s) failed: {', '.join(n for n, _ in report.failed)}"
+        )
+
+
+def _add_batch(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "batch", help="super-resolve a folder, zarr array or OME-Zarr into a zarr store (dask)"
+    )
+    p.add_argument("input", help="folder of images, zarr array or OME-Zarr image (read only)")
+    p.add_argument("output", help="zarr store to write; an interrupted run is resumed")
+    p.add_argument("--scale", type=int, choices=(2, 3, 4), required=True, help="upscaling factor")
+    p.add_argument("--model", default="lite", help="lite, tiny, full, or a weight file")
+    p.add_argument("--tile", type=int, help="tile side in LR pixels (default: from memory)")
+    where = p.add_mutually_exclusive_group()
+    where.add_argument("--workers", type=int, help="workers of the local dask cluster (1)")
+    where.add_argument("--scheduler", help="address of a running dask scheduler")
+    p.add_argument("--device", default="cpu", help="cpu, cuda or auto (on the workers)")
+    p.add_argument("--overwrite", action="store_true", help="replace OUTPUT if it exists")
+    p.set_defaults(func=_cmd_batch)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="napari-cisr", description="Super-resolve compressed images with CISR-PSI."
@@ -183,6 +228,7 @@ _SUBCOMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [
     _add_demo,
     _add_eval,
     _add_train,
+    _add_batch,
 ]
 
 

@@ -1,0 +1,160 @@
+"""Batch benchmarks: peak memory against image size, and 1 vs 2 workers.
+
+Each measurement runs ``run_batch`` in a fresh child process (the local dask cluster runs its
+workers as threads of that process), which reports its own peak RSS (``ru_maxrss``) and wall
+time. Inputs are zarr arrays of ``size``² LR pixels, RGB uint8, made from a real photo (tiled by
+mirroring) compressed as JPEG q30, written once to ``--workdir``.
+
+    python benchmarks/batch_bench.py memory --sizes 2048 4096 --weights lite
+    python benchmarks/batch_bench.py scaling --size 1024 --weights lite
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+
+
+def make_input(workdir: Path, size: int, scale: int) -> Path:
+    """A size² RGB uint8 zarr array of JPEG-q30 content (512² zarr chunks)."""
+    import zarr
+
+    sys.path.insert(0, os.fspath(HERE))
+    from throughput import _test_image
+
+    path = workdir / f"input-{size}.zarr"
+    if path.exists():
+        return path
+    block = _test_image(min(size, 1024), scale)
+    reps = -(-size // block.shape[0])
+    image = np.tile(block, (reps, reps, 1))[:size, :size]
+    array = zarr.create_array(
+        os.fspath(path), shape=image.shape, chunks=(512, 512, 3), dtype=np.uint8
+    )
+    array[...] = image
+    return path
+
+
+def child(args: argparse.Namespace) -> None:
+    """Run one batch and print a JSON line with its time and peak RSS."""
+    from napari_cisr.batch import run_batch
+
+    start = time.perf_counter()
+    report = run_batch(
+        args.input,
+        args.output,
+        args.scale,
+        args.weights,
+        tile=args.tile,
+        workers=args.workers,
+        threads=args.threads or None,
+        overwrite=True,
+    )
+    seconds = time.perf_counter() - start
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    print(
+        json.dumps(
+            {"seconds": seconds, "peak_rss": peak, "blocks": report.computed, "ok": report.ok}
+        )
+    )
+
+
+def measure(
+    input_path: Path, output: Path, args: argparse.Namespace, workers: int, threads: int
+) -> dict:
+    command = [
+        sys.executable,
+        __file__,
+        "child",
+        "--input",
+        os.fspath(input_path),
+        "--output",
+        os.fspath(output),
+        "--scale",
+        str(args.scale),
+        "--weights",
+        args.weights,
+        "--workers",
+        str(workers),
+        "--threads",
+        str(threads),
+    ]
+    if args.tile:
+        command += ["--tile", str(args.tile)]
+    env = dict(os.environ)
+    if args.glibc_arenas:  # glibc's default (8 per core) instead of batch's limit of 2
+        env["MALLOC_ARENA_MAX"] = str(8 * (os.cpu_count() or 1))
+    done = subprocess.run(command, check=True, capture_output=True, text=True, env=env)
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    shutil.rmtree(output, ignore_errors=True)
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("mode", choices=("memory", "scaling", "child"))
+    parser.add_argument("--weights", default="lite")
+    parser.add_argument("--scale", type=int, default=2)
+    parser.add_argument("--sizes", type=int, nargs="+", default=[2048, 4096])
+    parser.add_argument("--size", type=int, default=1024)
+    parser.add_argument("--tile", type=int, default=0, help="0: batch's automatic tile")
+    parser.add_argument("--workdir", type=Path, default=Path("/tmp/napari-cisr-bench"))
+    parser.add_argument(
+        "--glibc-arenas", action="store_true", help="keep glibc's default malloc arena count"
+    )
+    parser.add_argument("--json", type=Path)
+    # child-only
+    parser.add_argument("--input")
+    parser.add_argument("--output")
+    parser.add_argument("--workers", type=int, default=1)
+    parser.add_argument("--threads", type=int, default=0)
+    args = parser.parse_args()
+    args.tile = args.tile or None
+    if args.mode == "child":
+        child(args)
+        return
+    args.workdir.mkdir(parents=True, exist_ok=True)
+    cores = os.cpu_count() or 1
+    results = []
+    if args.mode == "memory":
+        for size in args.sizes:
+            source = make_input(args.workdir, size, args.scale)
+            row = measure(source, args.workdir / "out.zarr", args, 1, cores)
+            row.update(lr_size=size, workers=1, threads=cores, glibc_arenas=args.glibc_arenas)
+            row["output_mpix_per_s"] = (args.scale * size) ** 2 / 1e6 / row["seconds"]
+            results.append(row)
+            print(
+                f"{size}² LR → {args.scale * size}²: {row['seconds']:.1f} s "
+                f"({row['output_mpix_per_s']:.3f} MPix/s), {row['blocks']} blocks, "
+                f"peak RSS {row['peak_rss'] / 2**30:.2f} GiB",
+                flush=True,
+            )
+    else:
+        source = make_input(args.workdir, args.size, args.scale)
+        for workers, threads in ((1, 1), (2, 1), (1, cores)):
+            row = measure(source, args.workdir / "out.zarr", args, workers, threads)
+            row.update(lr_size=args.size, workers=workers, threads=threads)
+            results.append(row)
+            print(
+                f"{workers} worker(s) × {threads} torch thread(s): {row['seconds']:.1f} s, "
+                f"peak RSS {row['peak_rss'] / 2**30:.2f} GiB",
+                flush=True,
+            )
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(results, indent=2))
+
+
+if __name__ == "__main__":
+    main()

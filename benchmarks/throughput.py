@@ -1,0 +1,176 @@
+"""CPU throughput and efficiency of a model, and the overhead of tiled inference.
+
+* Throughput: output megapixels per second of whole-image inference on an ``--size``² LR image.
+* Efficiency: the model's FLOP/s (FLOPs counted by ``torch.utils.flop_counter.FlopCounterMode``
+  on the same input, divided by the measured time) over the FLOP/s of one large 64→64 3×3
+  convolution (1×64×``--conv-size``² input) timed in the same run, same threads.
+* Tiled overhead: time of tiled inference (``--tile``) over whole-image inference, same image.
+
+Timings are the median of ``--repeat`` runs after one warm-up run.
+
+    python benchmarks/throughput.py --weights lite --scale 2 --size 512 --overhead-size 1024 \
+        --tile 512 --json benchmarks/results/throughput.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import statistics
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+from napari_cisr.degrade import bicubic_downscale, compress
+from napari_cisr.inference import run_to_completion, super_resolve_steps
+from napari_cisr.tiling import model_halo, plan_tiles, tiled_super_resolve_steps
+from napari_cisr.train.data import load_clean_photo
+from napari_cisr.weights import load_model
+
+PHOTO = "/usr/share/backgrounds/mate/nature/Storm.jpg"
+
+
+def _timed(fn, repeat: int) -> float:
+    fn()  # warm-up
+    times = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def _test_image(size: int, scale: int) -> np.ndarray:
+    """A size×size JPEG-q30 LR image cut from a real photo (tiled by mirroring if needed)."""
+    photo = load_clean_photo(PHOTO, 1)
+    lr = bicubic_downscale(photo, scale)
+    reps = (-(-size // lr.shape[0]), -(-size // lr.shape[1]), 1)
+    big = np.tile(np.concatenate([lr, lr[::-1]], axis=0), reps)[:size, :size]
+    return compress(np.ascontiguousarray(big), "jpeg", 30)
+
+
+def conv_flops_per_second(size: int, repeat: int) -> dict[str, float]:
+    """FLOP/s of a 64→64 3×3 conv on 1×64×size², in both memory formats (the best is the
+    reference, so the efficiency is not flattered by a slow reference)."""
+    rates = {}
+    for name, fmt in (("nchw", torch.contiguous_format), ("channels_last", torch.channels_last)):
+        conv = torch.nn.Conv2d(64, 64, 3, padding=1).eval().to(memory_format=fmt)
+        x = torch.rand(1, 64, size, size).contiguous(memory_format=fmt)
+        with torch.inference_mode():
+            seconds = _timed(lambda conv=conv, x=x: conv(x), repeat)
+        rates[name] = 2 * 9 * 64 * 64 * size * size / seconds
+    return rates
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--weights", default="lite")
+    parser.add_argument("--scale", type=int, default=2)
+    parser.add_argument("--size", type=int, default=512, help="LR side for throughput")
+    parser.add_argument("--conv-size", type=int, default=512, help="side of the reference conv")
+    parser.add_argument("--overhead-size", type=int, default=1024, help="LR side, tiled vs whole")
+    parser.add_argument("--tile", type=int, default=512, help="core tile for the overhead run")
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--threads", type=int, default=0, help="torch threads (0: default)")
+    parser.add_argument("--json", type=Path)
+    args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+
+    model = load_model(args.weights, scale=args.scale)
+    s = args.scale
+    image = _test_image(args.size, s)
+
+    def whole(img=image):
+        return run_to_completion(super_resolve_steps(img, s, model, tile=None, device="cpu"))
+
+    # FLOPs of the network alone (what the counter sees: convolutions, matmuls), one pass.
+    z = torch.from_numpy(image.astype(np.float32) / 255).permute(2, 0, 1)[None].contiguous()
+    counter = FlopCounterMode(display=False)
+    with torch.inference_mode(), counter:
+        model(z)
+    flops = counter.get_total_flops()
+
+    # Where the time goes: self CPU time of the convolutions vs everything else, one pass.
+    from torch.profiler import ProfilerActivity, profile
+
+    with torch.inference_mode(), profile(activities=[ProfilerActivity.CPU]) as prof:
+        model(z)
+    by_op = {e.key: e.self_cpu_time_total for e in prof.key_averages()}
+    total_us = sum(by_op.values())
+    conv_us = sum(v for k, v in by_op.items() if "conv" in k)
+    top = sorted(by_op.items(), key=lambda kv: -kv[1])[:8]
+
+    seconds = _timed(whole, args.repeat)
+    conv_rates = conv_flops_per_second(args.conv_size, args.repeat)
+    conv_rate = max(conv_rates.values())
+    model_rate = flops / seconds
+    out_mpix = (s * args.size) ** 2 / 1e6
+    result = {
+        "weights": args.weights,
+        "scale": s,
+        "config": model.config.to_dict(),
+        "torch": torch.__version__,
+        "threads": torch.get_num_threads(),
+        "cpu": platform.processor() or platform.machine(),
+        "lr_size": args.size,
+        "seconds": seconds,
+        "output_mpix_per_s": out_mpix / seconds,
+        "model_gflop": flops / 1e9,
+        "model_gflop_per_s": model_rate / 1e9,
+        "conv64_gflop_per_s": conv_rate / 1e9,
+        "conv64_gflop_per_s_by_format": {k: v / 1e9 for k, v in conv_rates.items()},
+        "efficiency": model_rate / conv_rate,
+        "conv_time_share": conv_us / total_us,
+        "top_ops_time_share": {k: v / total_us for k, v in top},
+    }
+    print(
+        f"{args.weights} x{s}, {torch.get_num_threads()} threads, {args.size}² LR → "
+        f"{s * args.size}²: {seconds:.3f} s, {result['output_mpix_per_s']:.3f} output MPix/s; "
+        f"{flops / 1e9:.1f} GFLOP → {model_rate / 1e9:.1f} GFLOP/s; 64→64 conv "
+        f"{conv_rate / 1e9:.1f} GFLOP/s; efficiency {result['efficiency']:.2f}",
+        flush=True,
+    )
+    print(
+        f"time in convolutions {100 * conv_us / total_us:.0f}%; top ops: "
+        + ", ".join(f"{k} {100 * v / total_us:.0f}%" for k, v in top),
+        flush=True,
+    )
+
+    if args.overhead_size:
+        big = _test_image(args.overhead_size, s)
+        halo = model_halo(model.config)
+        plan = plan_tiles(big.shape[:2], s, args.tile, halo)
+
+        def tiled(img=big):
+            steps = tiled_super_resolve_steps(img, s, model, tile=args.tile, device="cpu")
+            return run_to_completion(steps)
+
+        whole_s = _timed(lambda: whole(big), args.repeat)
+        tiled_s = _timed(tiled, args.repeat)
+        result.update(
+            overhead_lr_size=args.overhead_size,
+            overhead_tile=plan.tile,
+            overhead_tiles=plan.n_tiles,
+            overhead_halo=halo,
+            whole_s=whole_s,
+            tiled_s=tiled_s,
+            tiled_over_whole=tiled_s / whole_s,
+        )
+        print(
+            f"tiled overhead, {args.overhead_size}² LR, tile {plan.tile} ({plan.n_tiles} tiles, "
+            f"halo {halo}): whole {whole_s:.2f} s, tiled {tiled_s:.2f} s, "
+            f"ratio {tiled_s / whole_s:.3f}",
+            flush=True,
+        )
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,297 @@
+"""Batch processing: folders, zarr and OME-Zarr in, zarr out; resumable, safe, clear errors.
+
+A small randomly initialised network saved as a weight file stands in for the shipped ones
+(batch passes models to workers by name or path).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import zarr
+from PIL import Image
+
+from napari_cisr import tiling
+from napari_cisr.batch import ATTR, MARKERS, BatchError, run_batch
+from napari_cisr.cli import main
+from napari_cisr.inference import run_to_completion
+from napari_cisr.model import build_model, variant_config
+from napari_cisr.weights import load_model, save_weights
+
+TILE = 64
+
+
+@pytest.fixture(scope="module")
+def weights(tmp_path_factory) -> Path:
+    torch.manual_seed(0)
+    config = variant_config("lite", 2, features=16, blocks=1, iterations=2, search_radius=2)
+    network = build_model(config)
+    for tail in (network.arm.tail, network.rem.tail):
+        torch.nn.init.normal_(tail.weight, std=0.05)
+    path = tmp_path_factory.mktemp("weights") / "small.safetensors"
+    save_weights(network, path)
+    return path
+
+
+def _photo(shape: tuple[int, ...], seed: int) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    y, x = np.mgrid[0 : shape[0], 0 : shape[1]]
+    base = 120 + 60 * np.sin(x / (7.0 + seed)) * np.cos(y / 11.0)
+    image = base[..., None] + np.array([0, 25, -25])[: shape[2] if len(shape) > 2 else 1]
+    image = image if len(shape) > 2 else image[..., 0]
+    return np.clip(image + rng.normal(0, 5, image.shape), 0, 255).astype(np.uint8)
+
+
+def _expected(image: np.ndarray, weights: Path) -> np.ndarray:
+    model = load_model(weights, scale=2)
+    steps = tiling.tiled_super_resolve_steps(image, 2, model, tile=TILE, device="cpu")
+    return run_to_completion(steps).image
+
+
+def _tree_digest(root: Path) -> dict[str, str]:
+    return {
+        os.fspath(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(root.rglob("*"))
+        if p.is_file()
+    }
+
+
+def _state(path: Path, array: str = "") -> dict:
+    node = (
+        zarr.open(store=os.fspath(path), path=array, mode="r")
+        if array
+        else zarr.open(store=os.fspath(path), mode="r")
+    )
+    return dict(node.attrs[ATTR])
+
+
+@pytest.fixture
+def folder(tmp_path) -> Path:
+    src = tmp_path / "photos"
+    src.mkdir()
+    Image.fromarray(_photo((70, 90, 3), 1)).save(src / "rgb.jpg", quality=25)
+    Image.fromarray(_photo((75, 66), 2)).save(src / "gray.png")
+    (src / "notes.txt").write_text("not an image, ignored")
+    return src
+
+
+# ------------------------------------------------------------------------------ folders
+
+
+def test_folder_to_zarr_keeps_names_and_matches_tiled_inference(folder, weights, tmp_path):
+    before = _tree_digest(folder)
+    out = tmp_path / "out.zarr"
+    seen = []
+    report = run_batch(folder, out, 2, weights, tile=TILE, on_progress=seen.append)
+    assert report.ok and sorted(report.completed) == ["gray.png", "rgb.jpg"]
+    assert seen[-1].done == seen[-1].total == report.computed > 1
+    root = zarr.open_group(os.fspath(out), mode="r")
+    assert sorted(root.array_keys()) == ["gray", "rgb"]
+    from napari_cisr.io import read_image
+
+    for name, stem in (("rgb.jpg", "rgb"), ("gray.png", "gray")):
+        expected = _expected(read_image(folder / name), weights)
+        np.testing.assert_array_equal(root[stem][...], expected)
+        assert _state(out, stem)["complete"] is True
+        assert root[stem].chunks[:2] == (2 * TILE, 2 * TILE)
+    assert _state(out)["complete"] is True
+    assert not (out / MARKERS).exists()
+    assert _tree_digest(folder) == before  # INPUT untouched
+
+
+def test_corrupt_image_is_listed_and_the_rest_processed(folder, weights, tmp_path, capsys):
+    good = (folder / "rgb.jpg").read_bytes()
+    (folder / "broken.jpg").write_bytes(good[: len(good) // 3])
+    out = tmp_path / "out.zarr"
+    args = ["batch", os.fspath(folder), os.fspath(out), "--scale", "2", "--tile", str(TILE)]
+    status = main([*args, "--model", os.fspath(weights)])
+    assert status == 2
+    err = capsys.readouterr().err
+    assert "broken.jpg" in err and "1 item(s) failed" in err
+    assert "blocks" in err and "ETA" in err  # the progress bar
+    root = zarr.open_group(os.fspath(out), mode="r")
+    assert sorted(root.array_keys()) == ["gray", "rgb"]
+    state = _state(out)
+    assert state["complete"] is False and state["failed"] == ["broken.jpg"]
+    assert _state(out, "rgb")["complete"] is True
+
+
+def test_folder_without_images(tmp_path, weights):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    (empty / "readme.md").write_text("x")
+    with pytest.raises(BatchError, match="no images in folder"):
+        run_batch(empty, tmp_path / "out.zarr", 2, weights)
+    assert not (tmp_path / "out.zarr").exists()
+
+
+# ------------------------------------------------------------------------------ zarr
+
+
+def test_zarr_stack_v2_in_zarr_v2_out(tmp_path, weights):
+    stack = np.stack([_photo((40, 70), seed) for seed in range(3)]).astype(np.uint16) * 200
+    src = tmp_path / "stack.zarr"
+    array = zarr.create_array(
+        os.fspath(src), shape=stack.shape, chunks=(1, 16, 16), dtype=stack.dtype, zarr_format=2
+    )
+    array[...] = stack
+    out = tmp_path / "out.zarr"
+    report = run_batch(src, out, 2, weights, tile=TILE)
+    assert report.ok
+    result = zarr.open_array(os.fspath(out), mode="r")
+    assert result.metadata.zarr_format == 2 and result.shape == (3, 80, 140)
+    assert result.dtype == np.uint16
+    for k in range(3):
+        np.testing.assert_array_equal(result[k], _expected(stack[k], weights))
+    assert _state(out)["complete"] is True
+
+
+@pytest.mark.parametrize(
+    ("shape", "dtype", "message"),
+    [
+        ((100,), np.uint8, "expected an image"),
+        ((50, 60), np.int32, "unsupported dtype"),
+        ((40, 30, 2), np.uint8, "too small"),
+    ],
+)
+def test_bad_zarr_arrays(tmp_path, weights, shape, dtype, message):
+    src = tmp_path / "bad.zarr"
+    zarr.create_array(os.fspath(src), shape=shape, dtype=dtype)
+    with pytest.raises(BatchError, match=message):
+        run_batch(src, tmp_path / "out.zarr", 2, weights)
+    assert not (tmp_path / "out.zarr").exists()
+
+
+def _write_ome(path: Path, image: np.ndarray) -> None:
+    """OME-NGFF 0.4, zarr v2, axes (c, y, x), two levels, 0.5 µm pixels."""
+    root = zarr.open_group(os.fspath(path), mode="w", zarr_format=2)
+    levels = [image, image[:, ::2, ::2]]
+    datasets = []
+    for k, level in enumerate(levels):
+        root.create_array(str(k), shape=level.shape, chunks=(1, 32, 32), dtype=level.dtype)[...] = (
+            level
+        )
+        pixel = 0.5 * 2**k
+        datasets.append(
+            {
+                "path": str(k),
+                "coordinateTransformations": [{"type": "scale", "scale": [1, pixel, pixel]}],
+            }
+        )
+    root.attrs["multiscales"] = [
+        {
+            "version": "0.4",
+            "name": "cells",
+            "axes": [
+                {"name": "c", "type": "channel"},
+                {"name": "y", "type": "space", "unit": "micrometer"},
+                {"name": "x", "type": "space", "unit": "micrometer"},
+            ],
+            "datasets": datasets,
+        }
+    ]
+    root.attrs["omero"] = {"channels": [{"label": n} for n in "RGB"]}
+
+
+def test_ome_zarr_pyramid_and_pixel_sizes(tmp_path, weights):
+    rgb = _photo((60, 84, 3), 4)
+    src = tmp_path / "image.ome.zarr"
+    _write_ome(src, np.moveaxis(rgb, -1, 0))
+    out = tmp_path / "out.ome.zarr"
+    assert run_batch(src, out, 2, weights, tile=TILE).ok
+    root = zarr.open_group(os.fspath(out), mode="r")
+    assert root.metadata.zarr_format == 2
+    meta = root.attrs["multiscales"][0]
+    assert meta["version"] == "0.4" and [a["name"] for a in meta["axes"]] == ["c", "y", "x"]
+    scales = [d["coordinateTransformations"][0]["scale"] for d in meta["datasets"]]
+    assert scales == [[1.0, 0.25, 0.25], [1.0, 0.5, 0.5]]
+    translation = meta["datasets"][0]["coordinateTransformations"][1]["translation"]
+    assert translation[1:] == [-0.125, -0.125]  # HR pixel 0 is centred at LR pixel −1/4
+    assert root.attrs["omero"]["channels"][0]["label"] == "R"
+    level0 = root["0"][...]
+    # (c, y, x) with 3 channels is RGB: processed like the H×W×3 photo.
+    np.testing.assert_array_equal(np.moveaxis(level0, 0, -1), _expected(rgb, weights))
+    mean = level0.astype(np.float64).reshape(3, 60, 2, 84, 2).mean(axis=(2, 4))
+    np.testing.assert_array_equal(root["1"][...], np.round(mean).astype(np.uint8))
+    assert _state(out)["complete"] is True
+
+
+# ------------------------------------------------------------------------------ safety
+
+
+def test_overwrite_protection(folder, weights, tmp_path):
+    out = tmp_path / "out.zarr"
+    zarr.create_array(os.fspath(out), shape=(4, 4), dtype=np.uint8)
+    with pytest.raises(BatchError, match="already exists"):
+        run_batch(folder, out, 2, weights, tile=TILE)
+    assert run_batch(folder, out, 2, weights, tile=TILE, overwrite=True).ok
+    # A finished job run again is left alone; a different job is refused.
+    assert run_batch(folder, out, 2, weights, tile=TILE).computed == 0
+    with pytest.raises(BatchError, match="already exists"):
+        run_batch(folder, out, 2, weights, tile=2 * TILE)
+    plain = tmp_path / "my-documents"
+    plain.mkdir()
+    (plain / "thesis.tex").write_text("precious")
+    with pytest.raises(BatchError, match="not a zarr store"):
+        run_batch(folder, plain, 2, weights, overwrite=True)
+    assert (plain / "thesis.tex").read_text() == "precious"
+    with pytest.raises(BatchError, match="outside the input"):
+        run_batch(folder, folder / "inside.zarr", 2, weights)
+
+
+def test_unreachable_scheduler(folder, weights, tmp_path):
+    out = tmp_path / "out.zarr"
+    with pytest.raises(BatchError, match="cannot reach the dask scheduler"):
+        run_batch(folder, out, 2, weights, scheduler="tcp://127.0.0.1:9", connect_timeout=1)
+    assert not out.exists()
+
+
+def test_resume_after_sigkill_is_byte_identical(tmp_path, weights):
+    src = tmp_path / "photos"
+    src.mkdir()
+    for k in range(3):
+        Image.fromarray(_photo((150, 190, 3), 10 + k)).save(src / f"p{k}.jpg", quality=30)
+    before = _tree_digest(src)
+    reference = tmp_path / "reference.zarr"
+    killed = tmp_path / "killed.zarr"
+    command = [sys.executable, "-m", "napari_cisr.cli", "batch", os.fspath(src)]
+    options = ["--scale", "2", "--tile", str(TILE), "--model", os.fspath(weights)]
+
+    subprocess.run([*command, os.fspath(reference), *options], check=True, capture_output=True)
+
+    process = subprocess.Popen(
+        [*command, os.fspath(killed), *options],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and process.poll() is None:
+        markers = list((killed / MARKERS).rglob("*_*")) if killed.exists() else []
+        if len(markers) >= 4:
+            break
+        time.sleep(0.05)
+    assert process.poll() is None, "the batch finished before it could be killed"
+    os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
+    assert _state(killed)["complete"] is False  # a partial store says so
+
+    resumed = subprocess.run(
+        [*command, os.fspath(killed), *options], capture_output=True, text=True, check=True
+    )
+    assert "resuming" in resumed.stderr
+    found = int(resumed.stderr.split(" blocks computed, ")[1].split(" found done")[0])
+    assert found >= 4
+    assert _tree_digest(killed) == _tree_digest(reference)
+    assert _tree_digest(src) == before
+    assert json.loads((killed / "zarr.json").read_text())["attributes"][ATTR]["complete"] is True
