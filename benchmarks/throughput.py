@@ -3,13 +3,16 @@
 * Throughput: output megapixels per second of whole-image inference on an ``--size``² LR image.
 * Efficiency: the model's FLOP/s (FLOPs counted by ``torch.utils.flop_counter.FlopCounterMode``
   on the same input, divided by the measured time) over the FLOP/s of one large 64→64 3×3
-  convolution (1×64×``--conv-size``² input) timed in the same run, same threads.
+  float32 convolution (1×64×``--conv-size``² input, best memory format) timed in the same run,
+  same threads; for bfloat16 also over the same convolution under bfloat16 autocast (the
+  stricter ratio).
+* Each ``--precisions`` entry is timed (``auto`` resolves as the library does on this machine).
 * Tiled overhead: time of tiled inference (``--tile``) over whole-image inference, same image.
 
 Timings are the median of ``--repeat`` runs after one warm-up run.
 
     python benchmarks/throughput.py --weights lite --scale 2 --size 512 --overhead-size 1024 \
-        --tile 512 --json benchmarks/results/throughput.json
+        --tile 512 --precisions float32 bfloat16 --json benchmarks/results/throughput.json
 """
 
 from __future__ import annotations
@@ -29,7 +32,7 @@ from napari_cisr.degrade import bicubic_downscale, compress
 from napari_cisr.inference import run_to_completion, super_resolve_steps
 from napari_cisr.tiling import model_halo, plan_tiles, tiled_super_resolve_steps
 from napari_cisr.train.data import load_clean_photo
-from napari_cisr.weights import load_model
+from napari_cisr.weights import inference_context, load_model, resolve_precision
 
 PHOTO = "/usr/share/backgrounds/mate/nature/Storm.jpg"
 
@@ -54,13 +57,18 @@ def _test_image(size: int, scale: int) -> np.ndarray:
 
 
 def conv_flops_per_second(size: int, repeat: int) -> dict[str, float]:
-    """FLOP/s of a 64→64 3×3 conv on 1×64×size², in both memory formats (the best is the
-    reference, so the efficiency is not flattered by a slow reference)."""
+    """FLOP/s of a 64→64 3×3 conv on 1×64×size²: float32 in both memory formats (the best is
+    the reference, so the efficiency is not flattered by a slow reference) and bfloat16."""
     rates = {}
-    for name, fmt in (("nchw", torch.contiguous_format), ("channels_last", torch.channels_last)):
+    cpu = torch.device("cpu")
+    for name, fmt, dtype in (
+        ("float32_nchw", torch.contiguous_format, torch.float32),
+        ("float32_channels_last", torch.channels_last, torch.float32),
+        ("bfloat16_channels_last", torch.channels_last, torch.bfloat16),
+    ):
         conv = torch.nn.Conv2d(64, 64, 3, padding=1).eval().to(memory_format=fmt)
         x = torch.rand(1, 64, size, size).contiguous(memory_format=fmt)
-        with torch.inference_mode():
+        with inference_context(cpu, dtype):
             seconds = _timed(lambda conv=conv, x=x: conv(x), repeat)
         rates[name] = 2 * 9 * 64 * 64 * size * size / seconds
     return rates
@@ -76,6 +84,9 @@ def main() -> None:
     parser.add_argument("--tile", type=int, default=512, help="core tile for the overhead run")
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: default)")
+    parser.add_argument(
+        "--precisions", nargs="+", default=["auto"], choices=("auto", "float32", "bfloat16")
+    )
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
     if args.threads:
@@ -85,8 +96,11 @@ def main() -> None:
     s = args.scale
     image = _test_image(args.size, s)
 
-    def whole(img=image):
-        return run_to_completion(super_resolve_steps(img, s, model, tile=None, device="cpu"))
+    def whole(img=image, precision=args.precisions[0]):
+        steps = super_resolve_steps(img, s, model, tile=None, device="cpu", precision=precision)
+        return run_to_completion(steps)
+
+    whole(image[:32, :32])  # puts the model in its inference layout (channels-last on the CPU)
 
     # FLOPs of the network alone (what the counter sees: convolutions, matmuls), one pass.
     z = torch.from_numpy(image.astype(np.float32) / 255).permute(2, 0, 1)[None].contiguous()
@@ -98,18 +112,48 @@ def main() -> None:
     # Where the time goes: self CPU time of the convolutions vs everything else, one pass.
     from torch.profiler import ProfilerActivity, profile
 
-    with torch.inference_mode(), profile(activities=[ProfilerActivity.CPU]) as prof:
-        model(z)
+    # ...in the first precision measured (its ops are what the time below is spent on).
+    first_dtype = resolve_precision(args.precisions[0], torch.device("cpu"))
+    with inference_context(torch.device("cpu"), first_dtype):
+        with profile(activities=[ProfilerActivity.CPU]) as prof:
+            model(z)
     by_op = {e.key: e.self_cpu_time_total for e in prof.key_averages()}
     total_us = sum(by_op.values())
     conv_us = sum(v for k, v in by_op.items() if "conv" in k)
     top = sorted(by_op.items(), key=lambda kv: -kv[1])[:8]
 
-    seconds = _timed(whole, args.repeat)
     conv_rates = conv_flops_per_second(args.conv_size, args.repeat)
-    conv_rate = max(conv_rates.values())
-    model_rate = flops / seconds
+    conv_rate = max(conv_rates["float32_nchw"], conv_rates["float32_channels_last"])
     out_mpix = (s * args.size) ** 2 / 1e6
+    by_precision = {}
+    for precision in args.precisions:
+        dtype = resolve_precision(precision, torch.device("cpu"))
+        seconds = _timed(lambda precision=precision: whole(precision=precision), args.repeat)
+        rate = flops / seconds
+        entry = {
+            "resolved": str(dtype).split(".")[-1],
+            "seconds": seconds,
+            "output_mpix_per_s": out_mpix / seconds,
+            "model_gflop_per_s": rate / 1e9,
+            "efficiency": rate / conv_rate,
+        }
+        if dtype == torch.bfloat16:
+            entry["efficiency_vs_bfloat16_conv"] = rate / conv_rates["bfloat16_channels_last"]
+        by_precision[precision] = entry
+        print(
+            f"{args.weights} x{s}, {precision} ({entry['resolved']}), "
+            f"{torch.get_num_threads()} threads, {args.size}² LR → {s * args.size}²: "
+            f"{seconds:.3f} s, {entry['output_mpix_per_s']:.3f} output MPix/s; "
+            f"{flops / 1e9:.1f} GFLOP → {rate / 1e9:.1f} GFLOP/s; float32 64→64 conv "
+            f"{conv_rate / 1e9:.1f} GFLOP/s; efficiency {entry['efficiency']:.2f}"
+            + (
+                f" (vs the bfloat16 conv, {conv_rates['bfloat16_channels_last'] / 1e9:.1f} "
+                f"GFLOP/s: {entry['efficiency_vs_bfloat16_conv']:.2f})"
+                if "efficiency_vs_bfloat16_conv" in entry
+                else ""
+            ),
+            flush=True,
+        )
     result = {
         "weights": args.weights,
         "scale": s,
@@ -118,23 +162,13 @@ def main() -> None:
         "threads": torch.get_num_threads(),
         "cpu": platform.processor() or platform.machine(),
         "lr_size": args.size,
-        "seconds": seconds,
-        "output_mpix_per_s": out_mpix / seconds,
         "model_gflop": flops / 1e9,
-        "model_gflop_per_s": model_rate / 1e9,
         "conv64_gflop_per_s": conv_rate / 1e9,
-        "conv64_gflop_per_s_by_format": {k: v / 1e9 for k, v in conv_rates.items()},
-        "efficiency": model_rate / conv_rate,
+        "conv64_gflop_per_s_by_kind": {k: v / 1e9 for k, v in conv_rates.items()},
+        "by_precision": by_precision,
         "conv_time_share": conv_us / total_us,
         "top_ops_time_share": {k: v / total_us for k, v in top},
     }
-    print(
-        f"{args.weights} x{s}, {torch.get_num_threads()} threads, {args.size}² LR → "
-        f"{s * args.size}²: {seconds:.3f} s, {result['output_mpix_per_s']:.3f} output MPix/s; "
-        f"{flops / 1e9:.1f} GFLOP → {model_rate / 1e9:.1f} GFLOP/s; 64→64 conv "
-        f"{conv_rate / 1e9:.1f} GFLOP/s; efficiency {result['efficiency']:.2f}",
-        flush=True,
-    )
     print(
         f"time in convolutions {100 * conv_us / total_us:.0f}%; top ops: "
         + ", ".join(f"{k} {100 * v / total_us:.0f}%" for k, v in top),
@@ -147,7 +181,9 @@ def main() -> None:
         plan = plan_tiles(big.shape[:2], s, args.tile, halo)
 
         def tiled(img=big):
-            steps = tiled_super_resolve_steps(img, s, model, tile=args.tile, device="cpu")
+            steps = tiled_super_resolve_steps(
+                img, s, model, tile=args.tile, device="cpu", precision=args.precisions[0]
+            )
             return run_to_completion(steps)
 
         whole_s = _timed(lambda: whole(big), args.repeat)
@@ -157,6 +193,7 @@ def main() -> None:
             overhead_tile=plan.tile,
             overhead_tiles=plan.n_tiles,
             overhead_halo=halo,
+            overhead_precision=args.precisions[0],
             whole_s=whole_s,
             tiled_s=tiled_s,
             tiled_over_whole=tiled_s / whole_s,

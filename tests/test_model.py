@@ -118,6 +118,27 @@ def test_nonlocal_output_is_a_weighted_mean_of_z_candidates():
     assert torch.allclose(u[0, :, y, x], expected, atol=1e-5)
 
 
+@pytest.mark.parametrize("radius", [1, 3])
+def test_streamed_nonlocal_equals_the_explicit_weights_everywhere(radius):
+    # forward() never materialises the (2r+1)² weights; it must still be exactly Σ_n w(m, n) z(n)
+    # with the weights of Eq. 10, also where every candidate is masked (unmasked fallback).
+    torch.manual_seed(0)
+    op = BlockingAwareNonLocal(3, search_radius=radius).double()
+    torch.nn.init.normal_(op.bandwidth[2].weight, std=0.1)
+    z, g = torch.rand(2, 3, 19, 23).double(), torch.rand(2, 3, 19, 23).double()
+    keep = (torch.rand(2, 1, 19, 23) > 0.3).double()
+    keep[:, :, 4:14, 5:16] = 0  # wider than the window: these pixels keep no candidate
+    weights = op.similarity_weights(g, keep)
+    window = 2 * radius + 1
+    padded = torch.nn.functional.pad(z, [radius] * 4)
+    candidates = torch.stack(
+        [padded[:, :, dy : dy + 19, dx : dx + 23] for dy in range(window) for dx in range(window)],
+        dim=1,
+    )  # B×K×C×H×W
+    expected = (weights.unsqueeze(2) * candidates).sum(1)
+    assert torch.allclose(op(z, g, keep), expected, atol=1e-12)
+
+
 def test_nonlocal_bands_give_the_same_result_as_one_pass(monkeypatch):
     torch.manual_seed(0)
     op = BlockingAwareNonLocal(3, search_radius=2)
@@ -206,6 +227,21 @@ def test_cpu_inference_is_deterministic():
         first, second, other = a(z).result, a(z).result, b(z).result
     assert torch.equal(first, second)
     assert torch.equal(first, other)
+
+
+def test_bfloat16_autocast_stays_close_to_float32():
+    torch.manual_seed(0)
+    network = build_model(variant_config("lite", 2)).eval()
+    for module in network.modules():  # non-trivial tails, so the backbones matter
+        if isinstance(module, torch.nn.Conv2d):
+            torch.nn.init.normal_(module.weight, std=0.02)
+    z = torch.rand(1, 3, 24, 20)
+    with torch.inference_mode():
+        exact = network(z).result
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            fast = network(z).result
+    assert fast.dtype == torch.float32  # image-level sums stay in float32
+    assert (fast - exact).abs().max() < 4 / 255
 
 
 def test_the_model_package_imports_no_io_dask_napari_or_qt():

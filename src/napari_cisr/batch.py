@@ -690,6 +690,7 @@ def run_batch(
     threads: int | None = None,
     on_progress: Callable[[BatchProgress], None] | None = None,
     connect_timeout: float = 10.0,
+    precision: str = "auto",
 ) -> BatchReport:
     """Super-resolve a folder of images, a zarr array or an OME-Zarr image into a zarr store.
 
@@ -713,6 +714,9 @@ def run_batch(
         Replace an existing OUTPUT (only if it is a zarr store).
     device : str
         "cpu", "cuda" or "auto", on the workers.
+    precision : str
+        "auto", "float32" or "bfloat16" (as :func:`napari_cisr.super_resolve`), on the workers;
+        part of the job, so a resumed run computes its remaining blocks the same way.
     threads : int, optional
         torch threads per local worker; default cores // workers.
     on_progress : callable, optional
@@ -738,12 +742,14 @@ def run_batch(
         lazy_grid,
         model_halo,
     )
-    from napari_cisr.weights import MODEL_NAMES, WeightsError, load_model
+    from napari_cisr.weights import MODEL_NAMES, PRECISIONS, WeightsError, load_model
 
     source, output = Path(source), Path(output)
     _check_paths(source, output, overwrite)
     if scale not in (2, 3, 4):
         raise BatchError(f"scale must be 2, 3 or 4, got {scale}")
+    if precision not in PRECISIONS:
+        raise BatchError(f"precision must be one of {', '.join(PRECISIONS)}, not {precision!r}")
     try:
         network = load_model(model, scale=scale, device="cpu")
     except (WeightsError, ValueError) as error:
@@ -778,6 +784,7 @@ def run_batch(
         "config": config.to_dict(),
         "tile": core,
         "halo": halo,
+        "precision": precision,
         "items": [it.describe() for it in items],
         "failed_on_read": [name for name, _ in failed],
         "napari_cisr": __version__,
@@ -844,7 +851,15 @@ def run_batch(
                     grid = lazy_grid(plane)
                     grids.append(cluster.client.compute(grid, optimize_graph=False))
                     built = build_tiled_dask(
-                        plane, scale, model_ref, None, core, device, halo=halo, grid=grid
+                        plane,
+                        scale,
+                        model_ref,
+                        None,
+                        core,
+                        device,
+                        halo=halo,
+                        grid=grid,
+                        precision=precision,
                     )
                     yield lead, built.result.image, built.tiles
 

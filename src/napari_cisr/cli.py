@@ -57,6 +57,16 @@ def _common_model_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", default="lite", help="lite, tiny, full, or a weight file")
     p.add_argument("--iterations", type=int, help="unfolding iterations J (default: the model's)")
     p.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    _precision_arg(p)
+
+
+def _precision_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--precision",
+        choices=("auto", "float32", "bfloat16"),
+        default="auto",
+        help="compute precision (auto: bfloat16 where the CPU/GPU has it natively)",
+    )
 
 
 def _expected_errors() -> tuple[type[Exception], ...]:
@@ -76,7 +86,13 @@ def _cmd_run(args: argparse.Namespace) -> None:
     image = read_image(args.input)
     try:
         result = super_resolve(
-            image, args.scale, args.model, args.iterations, args.tile, args.device
+            image,
+            args.scale,
+            args.model,
+            args.iterations,
+            args.tile,
+            args.device,
+            precision=args.precision,
         )
     except ValueError as error:
         raise CLIError(f"cannot process '{args.input}': {error}") from None
@@ -108,7 +124,9 @@ def _cmd_demo(args: argparse.Namespace) -> None:
     truth = read_image(str(data / "sample_hr.png"))
     compressed = read_image(str(data / "sample_x2_q15.jpg"))
     result = run_to_completion(
-        super_resolve_steps(compressed, 2, args.model, args.iterations, None, args.device, True)
+        super_resolve_steps(
+            compressed, 2, args.model, args.iterations, None, args.device, True, args.precision
+        )
     )
     folder = Path(args.output)
     folder.mkdir(parents=True, exist_ok=True)
@@ -135,6 +153,7 @@ def _add_demo(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--model", default="lite", help="lite, tiny, full, or a weight file")
     p.add_argument("--iterations", type=int, help="unfolding iterations J")
     p.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    _precision_arg(p)
     p.set_defaults(func=_cmd_demo)
 
 
@@ -149,7 +168,14 @@ def _cmd_eval(args: argparse.Namespace) -> None:
     else:
         configs = list(TRAIN_CONFIGS) + (list(UNSEEN_JPEG_CONFIGS) if args.unseen else [])
     report = evaluate(
-        args.sources, args.scale, args.model, configs, args.downscale, args.device, args.iterations
+        args.sources,
+        args.scale,
+        args.model,
+        configs,
+        args.downscale,
+        args.device,
+        args.iterations,
+        args.precision,
     )
     print(format_table(report))
     if args.json:
@@ -176,8 +202,17 @@ def _cmd_batch(args: argparse.Namespace) -> None:
     bar = ProgressBar(sys.stderr)
     try:
         report = run_batch(
-            args.input, args.output, args.scale, args.model, args.tile, args.workers,
-            args.scheduler, args.overwrite, args.device, on_progress=bar,
+            args.input,
+            args.output,
+            args.scale,
+            args.model,
+            args.tile,
+            args.workers,
+            args.scheduler,
+            args.overwrite,
+            args.device,
+            on_progress=bar,
+            precision=args.precision,
         )
     except BatchError as error:
         raise CLIError(str(error)) from None
@@ -185,7 +220,10 @@ def _cmd_batch(args: argparse.Namespace) -> None:
         bar.close()
     log.info(
         "%s: %d item(s) done (%d blocks computed, %d found done)",
-        report.output, len(report.completed), report.computed, report.skipped,
+        report.output,
+        len(report.completed),
+        report.computed,
+        report.skipped,
     )
     if report.failed:
         for name, reason in report.failed:
@@ -208,6 +246,7 @@ def _add_batch(sub: argparse._SubParsersAction) -> None:
     where.add_argument("--workers", type=int, help="workers of the local dask cluster (1)")
     where.add_argument("--scheduler", help="address of a running dask scheduler")
     p.add_argument("--device", default="cpu", help="cpu, cuda or auto (on the workers)")
+    _precision_arg(p)
     p.add_argument("--overwrite", action="store_true", help="replace OUTPUT if it exists")
     p.set_defaults(func=_cmd_batch)
 

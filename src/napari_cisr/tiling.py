@@ -55,7 +55,7 @@ from napari_cisr.inference import (
 )
 from napari_cisr.model import CISRPSI, CISRConfig
 from napari_cisr.model.resize import bicubic_upsample
-from napari_cisr.weights import resolve_device
+from napari_cisr.weights import inference_context, resolve_device, resolve_precision
 
 log = logging.getLogger(__name__)
 
@@ -558,6 +558,7 @@ def _predict_tile(
     grid: GridInfo | None,
     layout: _Layout,
     device: torch.device,
+    dtype: torch.dtype = torch.float32,
 ) -> Generator[int, None, np.ndarray]:
     """Run the network on one window; yield after each iteration; return the weighted pack.
 
@@ -569,7 +570,7 @@ def _predict_tile(
     s = layout.scale
     rgb, alpha = to_network(window_pixels)
     rgb = rgb.to(device)
-    with torch.inference_mode():
+    with inference_context(device, dtype):
         if grid is None or not network.config.use_blocking_mask:
             blocking = rgb.new_zeros(1, 1, *rgb.shape[2:])
         else:
@@ -584,14 +585,14 @@ def _predict_tile(
     lr_parts: list[torch.Tensor] = []
     x_hat = None
     for j in range(layout.iterations):
-        with torch.inference_mode():
+        with inference_context(device, dtype):
             y_hat, x_hat = next(steps)
             if layout.intermediates:
                 lr_parts.append(_crop(y_hat, window, extent, 1).float())
                 if j < layout.iterations - 1:
                     hr_parts.append(_crop(x_hat, window, extent, s).float())
         yield j + 1
-    with torch.inference_mode():
+    with inference_context(device, dtype):
         head = [_crop(x_hat, window, extent, s).float()]
         if alpha is not None:
             alpha = alpha.to(device)
@@ -654,10 +655,10 @@ def _finish(packed: np.ndarray, layout: _Layout, like: np.ndarray) -> dict[str, 
 
 
 def _network_for(
-    model: str | Path | CISRPSI, scale: int, device: str
-) -> tuple[CISRPSI, torch.device]:
+    model: str | Path | CISRPSI, scale: int, device: str, precision: str = "auto"
+) -> tuple[CISRPSI, torch.device, torch.dtype]:
     target = resolve_device(device)
-    return _resolve_model(model, scale, target), target
+    return _resolve_model(model, scale, target), target, resolve_precision(precision, target)
 
 
 # --------------------------------------------------------------------------------------------
@@ -677,6 +678,7 @@ def tiled_super_resolve_steps(
     halo: int | None = None,
     blend: int | None = None,
     grid: GridInfo | str | None = "auto",
+    precision: str = "auto",
 ) -> Generator[Progress, None, SuperResolveResult]:
     """Super-resolve a numpy plane tile by tile; yields progress, returns the result.
 
@@ -700,6 +702,8 @@ def tiled_super_resolve_steps(
     grid : GridInfo, None or "auto"
         The plane's compression grid; "auto" detects it (:func:`estimate_grid`), ``None`` means
         no blocking (d(z) = 0).
+    precision : str
+        As in :func:`napari_cisr.inference.super_resolve_steps`.
 
     Returns
     -------
@@ -707,7 +711,7 @@ def tiled_super_resolve_steps(
         As the untiled path.
     """
     check_image(image)
-    network, target = _network_for(model, scale, device)
+    network, target, dtype = _network_for(model, scale, device, precision)
     n_iter = iterations or network.config.iterations
     halo = model_halo(network.config) if halo is None else halo
     plan = plan_tiles(image.shape[:2], scale, tile, halo, blend)
@@ -745,7 +749,15 @@ def tiled_super_resolve_steps(
             window, extent, weights = _tile_geometry(plan, ty, tx, grid)
             wy0, wy1, wx0, wx1 = window
             steps = _predict_tile(
-                network, image[wy0:wy1, wx0:wx1], window, extent, weights, grid, layout, target
+                network,
+                image[wy0:wy1, wx0:wx1],
+                window,
+                extent,
+                weights,
+                grid,
+                layout,
+                target,
+                dtype,
             )
             while True:
                 try:
@@ -779,18 +791,21 @@ class _ModelRef:
     process through :func:`napari_cisr.inference.cached_model` (so a distributed worker loads
     it on its first tile and reuses it)."""
 
-    def __init__(self, model: str | Path | CISRPSI, scale: int, device: str) -> None:
+    def __init__(
+        self, model: str | Path | CISRPSI, scale: int, device: str, precision: str = "auto"
+    ) -> None:
         self.model = model if isinstance(model, CISRPSI) else str(model)
         self.scale = scale
         self.device = device
+        self.precision = precision
         self.token = (
-            f"{self.model}-x{scale}-{device}"
+            f"{self.model}-x{scale}-{device}-{precision}"
             if isinstance(self.model, str)
             else f"inmemory-{uuid.uuid4().hex}"
         )
 
-    def get(self) -> tuple[CISRPSI, torch.device]:
-        return _network_for(self.model, self.scale, self.device)
+    def get(self) -> tuple[CISRPSI, torch.device, torch.dtype]:
+        return _network_for(self.model, self.scale, self.device, self.precision)
 
     def __dask_tokenize__(self) -> str:
         return self.token
@@ -806,13 +821,13 @@ def _predict_block(
 ) -> np.ndarray:
     """dask task: one overlapped input block → the tile's weighted HR pack."""
     ty, tx = block_info[0]["chunk-location"][:2]
-    network, target = ref.get()
+    network, target, dtype = ref.get()
     window, extent, weights = _tile_geometry(plan, ty, tx, grid)
     # The block starts at the core start minus the overlap depth (0 at the image edge).
     by0 = plan.rows[ty] - (plan.depth if ty > 0 else 0)
     bx0 = plan.cols[tx] - (plan.depth if tx > 0 else 0)
     pixels = block[window[0] - by0 : window[1] - by0, window[2] - bx0 : window[3] - bx0]
-    steps = _predict_tile(network, pixels, window, extent, weights, grid, layout, target)
+    steps = _predict_tile(network, pixels, window, extent, weights, grid, layout, target, dtype)
     while True:
         try:
             next(steps)
@@ -869,6 +884,7 @@ def build_tiled_dask(
     halo: int | None = None,
     blend: int | None = None,
     grid: GridInfo | str | None = "auto",
+    precision: str = "auto",
 ) -> TiledDask:
     """The graph of :func:`tiled_super_resolve_dask`, with its network tiles exposed.
 
@@ -878,7 +894,7 @@ def build_tiled_dask(
     import dask.array as da
 
     check_image(image)
-    network, _ = _network_for(model, scale, device)
+    network, _, _ = _network_for(model, scale, device, precision)
     config = network.config
     n_iter = iterations or config.iterations
     halo = model_halo(config) if halo is None else halo
@@ -887,7 +903,7 @@ def build_tiled_dask(
     plan = plan_tiles(image.shape[:2], scale, tile, halo, blend)
     alpha = image.ndim == 3 and image.shape[2] == 4
     layout = _Layout(scale, n_iter, alpha, intermediates)
-    ref = _ModelRef(network if isinstance(model, CISRPSI) else model, scale, device)
+    ref = _ModelRef(network if isinstance(model, CISRPSI) else model, scale, device, precision)
     like = np.zeros((1,) * image.ndim, image.dtype)
 
     if isinstance(grid, str):
@@ -1001,6 +1017,7 @@ def tiled_super_resolve_dask(
     halo: int | None = None,
     blend: int | None = None,
     grid: GridInfo | str | None = "auto",
+    precision: str = "auto",
 ) -> SuperResolveResult:
     """Super-resolve a dask plane lazily: returns dask arrays, computes nothing.
 
@@ -1019,6 +1036,8 @@ def tiled_super_resolve_dask(
         As in :func:`tiled_super_resolve_steps`; with "auto" the grid is detected by a delayed
         task (:func:`lazy_grid`) when the result is computed. A ``Delayed`` grid is used as
         given (a caller can then hold its result while computing the tiles in several goes).
+    precision : str
+        As in :func:`napari_cisr.inference.super_resolve_steps`.
 
     Returns
     -------
@@ -1039,4 +1058,5 @@ def tiled_super_resolve_dask(
         halo=halo,
         blend=blend,
         grid=grid,
+        precision=precision,
     ).result

@@ -6,6 +6,7 @@ import torch
 from torch import nn
 
 from napari_cisr.model.config import SkipMode
+from napari_cisr.model.precision import full_precision
 
 
 class AdaptiveSkip(nn.Module):
@@ -33,7 +34,9 @@ class AdaptiveSkip(nn.Module):
             onehot = z.new_zeros(z.shape[0], 3, *z.shape[2:])
             onehot[:, index] = 1.0
             return onehot
-        return torch.softmax(self.net(torch.cat([z, g, u], dim=1)), dim=1)
+        with full_precision(z):
+            inputs = torch.cat([z, g, u], dim=1).to(self.net[0].weight.dtype)
+            return torch.softmax(self.net(inputs), dim=1)
 
     def forward(self, z: torch.Tensor, g: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
         """v: B×C×H×W."""

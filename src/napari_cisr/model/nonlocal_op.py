@@ -6,6 +6,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from napari_cisr.model.precision import full_precision
+
 #: Elements of the largest intermediate tensor of one band; bounds the operator's memory.
 _BAND_BUDGET = 24_000_000
 #: Added to h² so that a collapsed bandwidth cannot divide by zero.
@@ -13,6 +15,20 @@ _BANDWIDTH_EPS = 1e-4
 #: Below this total kept weight, every candidate of a pixel was masked: fall back to the
 #: unmasked weights rather than dividing by ~0.
 _MIN_KEPT = 1e-6
+
+
+def _patch_sum(values: torch.Tensor, patch: int) -> torch.Tensor:
+    """Sum over each ``patch``×``patch`` window (valid positions only), by shifted slices.
+
+    Separable adds of slices: ~10x faster on the CPU than ``avg_pool2d`` on one channel.
+    """
+    rows = values[:, :, : values.shape[2] - patch + 1]
+    for i in range(1, patch):
+        rows = rows + values[:, :, i : values.shape[2] - patch + 1 + i]
+    out = rows[..., : values.shape[3] - patch + 1]
+    for i in range(1, patch):
+        out = out + rows[..., i : values.shape[3] - patch + 1 + i]
+    return out
 
 
 class BlockingAwareNonLocal(nn.Module):
@@ -71,7 +87,8 @@ class BlockingAwareNonLocal(nn.Module):
         """h: B×1×H×W, positive, on the [0, 1] intensity scale."""
         if self.fixed_bandwidth is not None:
             return g.new_full((g.shape[0], 1, *g.shape[2:]), self.fixed_bandwidth / 255.0)
-        return F.softplus(self.bandwidth(g))
+        with full_precision(g):
+            return F.softplus(self.bandwidth(g.to(self.bandwidth[0].weight.dtype)))
 
     def forward(
         self, z: torch.Tensor, g: torch.Tensor, keep: torch.Tensor | None = None
@@ -113,38 +130,76 @@ class BlockingAwareNonLocal(nn.Module):
         z_pad = F.pad(z, [r] * 4)  # values never used: keep is 0 there
         keep_pad = F.pad(keep, [r] * 4, value=0.0)  # out-of-image candidates are never kept
 
-        # The largest tensor of a band holds every window offset's weight for its pixels.
-        row_elems = batch * window * window * (width + 2 * p)
-        band = max(1, min(height, _BAND_BUDGET // max(row_elems, 1)))
         offsets = [(dy, dx) for dy in range(window) for dx in range(window)]  # row-major
-        area = self.patch * self.patch
+        if want_weights:
+            return self._weights(g_pad, h, keep_pad, offsets, height, width)
+        # Streaming over window offsets, one band of rows at a time, nothing of size (2r+1)²
+        # per pixel is ever held: memory and time grow linearly with the image.
+        row_elems = batch * 8 * channels * (width + 2 * p)
+        band = max(1, min(height, _BAND_BUDGET // max(row_elems, 1)))
         outputs = []
         for y0 in range(0, height, band):
             y1 = min(height, y0 + band)
-            rows = y1 - y0
-            # Per window offset δ: squared differences between g at m' and at m' + δ for m' in
-            # the band plus the patch margin, summed over each patch by a box filter. Shifted
-            # slices, one offset at a time, avoid im2col tensors (2r+1)² times the image
-            # (2-4× faster on the CPU: benchmarks/nonlocal_speed.py).
-            g_centre = g_pad[:, :, y0 + r : y1 + r + 2 * p, r : r + width + 2 * p]
-            dists = []
-            for dy, dx in offsets:
-                g_shifted = g_pad[:, :, y0 + dy : y1 + dy + 2 * p, dx : dx + width + 2 * p]
-                sq = (g_centre - g_shifted).square().sum(1, keepdim=True)
-                dists.append(F.avg_pool2d(sq, self.patch, stride=1) * area)
-            logits = torch.cat(dists, dim=1) * (-1.0 / (h[:, :, y0:y1].square() + _BANDWIDTH_EPS))
-            weights = torch.softmax(logits, dim=1)
-            kept = torch.cat(
-                [keep_pad[:, :, y0 + dy : y1 + dy, dx : dx + width] for dy, dx in offsets], dim=1
+            outputs.append(
+                self._band(z_pad, g_pad, h[:, :, y0:y1], keep_pad, offsets, y0, y1, width)
             )
-            masked = weights * kept
-            total = masked.sum(1, keepdim=True)
-            weights = torch.where(total > _MIN_KEPT, masked / total.clamp_min(_MIN_KEPT), weights)
-            if want_weights:
-                outputs.append(weights)
-                continue
-            u = z.new_zeros(batch, channels, rows, width)
-            for k, (dy, dx) in enumerate(offsets):
-                u = u + weights[:, k : k + 1] * z_pad[:, :, y0 + dy : y1 + dy, dx : dx + width]
-            outputs.append(u)
         return torch.cat(outputs, dim=2)
+
+    def _exponent_terms(self, g_pad, neg_inv_h2, offsets, y0, y1, width):
+        """Yield (k, dy, dx, exp(-||g(m) - g(m+δ)||² / h(m)²)) per window offset δ.
+
+        The zero offset gives distance 0, so every logit is ≤ 0 and the largest is exactly 0:
+        exp needs no max subtraction (it cannot overflow) and Σ_n exp ≥ 1.
+        """
+        r, p = self.search_radius, self.patch // 2
+        g_centre = g_pad[:, :, y0 + r : y1 + r + 2 * p, r : r + width + 2 * p]
+        for k, (dy, dx) in enumerate(offsets):
+            g_shifted = g_pad[:, :, y0 + dy : y1 + dy + 2 * p, dx : dx + width + 2 * p]
+            sq = (g_centre - g_shifted).square().sum(1, keepdim=True)
+            yield k, dy, dx, torch.exp(_patch_sum(sq, self.patch) * neg_inv_h2)
+
+    def _band(self, z_pad, g_pad, h, keep_pad, offsets, y0, y1, width):
+        """u for rows [y0, y1): Σ_n e(n)·keep(n)·z(n) / Σ_n e(n)·keep(n), e = exp(logit).
+
+        This is softmax, mask and renormalisation (Eq. 10) with the normalisation applied once to
+        the C-channel sum instead of to every weight: the same numbers, without materialising
+        the (2r+1)² weights per pixel (2x faster, and memory no longer scales with r²).
+        """
+        neg_inv_h2 = -1.0 / (h.square() + _BANDWIDTH_EPS)
+        e_sum = kept_sum = numerator = None
+        for _, dy, dx, e in self._exponent_terms(g_pad, neg_inv_h2, offsets, y0, y1, width):
+            z_n = z_pad[:, :, y0 + dy : y1 + dy, dx : dx + width]
+            e_kept = e * keep_pad[:, :, y0 + dy : y1 + dy, dx : dx + width]
+            if numerator is None:
+                e_sum, kept_sum, numerator = e, e_kept, e_kept * z_n
+            else:
+                e_sum = e_sum + e
+                kept_sum = kept_sum + e_kept
+                numerator = numerator + e_kept * z_n
+        usable = kept_sum > _MIN_KEPT * e_sum
+        u = numerator / kept_sum.clamp_min(_MIN_KEPT * e_sum)
+        if bool(usable.all()):
+            return u
+        # Pixels whose every candidate is masked fall back to the unmasked weights (rare: a
+        # second pass only when it happens).
+        unmasked = None
+        for _, dy, dx, e in self._exponent_terms(g_pad, neg_inv_h2, offsets, y0, y1, width):
+            term = e * z_pad[:, :, y0 + dy : y1 + dy, dx : dx + width]
+            unmasked = term if unmasked is None else unmasked + term
+        return torch.where(usable, u, unmasked / e_sum)
+
+    def _weights(self, g_pad, h, keep_pad, offsets, height, width):
+        """The normalised weights as B×K×H×W (for inspection and tests; memory ∝ K)."""
+        neg_inv_h2 = -1.0 / (h.square() + _BANDWIDTH_EPS)
+        e = torch.cat(
+            [t for *_, t in self._exponent_terms(g_pad, neg_inv_h2, offsets, 0, height, width)],
+            dim=1,
+        )
+        kept = torch.cat(
+            [keep_pad[:, :, dy : dy + height, dx : dx + width] for dy, dx in offsets], dim=1
+        )
+        e_sum = e.sum(1, keepdim=True)
+        masked = e * kept
+        kept_sum = masked.sum(1, keepdim=True)
+        usable = kept_sum > _MIN_KEPT * e_sum
+        return torch.where(usable, masked / kept_sum.clamp_min(_MIN_KEPT * e_sum), e / e_sum)
