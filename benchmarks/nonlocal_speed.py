@@ -1,6 +1,7 @@
-"""The non-local operator's CPU time: shipped (per-offset slices) vs an im2col reference.
+"""The non-local operator's CPU time: shipped (streamed over offsets) vs an im2col reference.
 
-``BlockingAwareNonLocal`` computes Eq. (9)-(10) one window offset at a time on shifted slices.
+``BlockingAwareNonLocal`` computes Eq. (9)-(10) one window offset at a time on shifted slices,
+accumulating the normalisation sums instead of storing the (2r+1)² weights per pixel.
 Its first version gathered every offset at once with ``F.unfold`` (im2col tensors (2r+1)²·C
 times the image); that version is kept here as the reference: the script checks that both give
 the same result and times them, with and without autograd (inference and training).

@@ -24,7 +24,7 @@ from napari_cisr.inference import run_to_completion, super_resolve_steps
 from napari_cisr.metrics import psnr_y
 from napari_cisr.tiling import model_halo, plan_tiles, receptive_field, tiled_super_resolve_steps
 from napari_cisr.train.data import load_clean_photo
-from napari_cisr.weights import load_model
+from napari_cisr.weights import load_model, resolve_precision
 
 HELD_OUT = [
     f"/usr/share/backgrounds/mate/nature/{name}.jpg"
@@ -41,6 +41,7 @@ def main() -> None:
     parser.add_argument("--tile", type=int, nargs="+", default=[128])
     parser.add_argument("--halos", type=int, nargs="+", default=None, help="default: the model's")
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: default)")
+    parser.add_argument("--precision", default="auto", choices=("auto", "float32", "bfloat16"))
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
     if args.threads:
@@ -51,7 +52,8 @@ def main() -> None:
     halos = args.halos or [model_halo(config)]
     print(
         f"model {args.weights} x{args.scale}: receptive field {receptive_field(config)} LR px, "
-        f"default halo {model_halo(config)}; torch threads {torch.get_num_threads()}"
+        f"default halo {model_halo(config)}; torch threads {torch.get_num_threads()}; "
+        f"precision {args.precision} → {resolve_precision(args.precision, torch.device('cpu'))}"
     )
     rows = []
     for photo in args.photos:
@@ -67,7 +69,9 @@ def main() -> None:
             z = compress(lr, codec, quality)
             start = time.perf_counter()
             # tile=None processes an image this size whole (it fits in memory).
-            whole = run_to_completion(super_resolve_steps(z, args.scale, model, tile=None)).image
+            whole = run_to_completion(
+                super_resolve_steps(z, args.scale, model, tile=None, precision=args.precision)
+            ).image
             whole_s = time.perf_counter() - start
             whole_psnr = psnr_y(whole, truth, shave=args.scale)
             for tile in args.tile:
@@ -75,7 +79,9 @@ def main() -> None:
                     plan = plan_tiles(z.shape[:2], args.scale, tile, halo)
                     start = time.perf_counter()
                     tiled = run_to_completion(
-                        tiled_super_resolve_steps(z, args.scale, model, tile=tile, halo=halo)
+                        tiled_super_resolve_steps(
+                            z, args.scale, model, tile=tile, halo=halo, precision=args.precision
+                        )
                     ).image
                     tiled_s = time.perf_counter() - start
                     row = {
@@ -123,7 +129,13 @@ def main() -> None:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(
             json.dumps(
-                {"weights": args.weights, "scale": args.scale, "rows": rows, "summary": summary},
+                {
+                    "weights": args.weights,
+                    "scale": args.scale,
+                    "precision": str(resolve_precision(args.precision, torch.device("cpu"))),
+                    "rows": rows,
+                    "summary": summary,
+                },
                 indent=2,
             )
         )

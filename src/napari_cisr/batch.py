@@ -60,8 +60,9 @@ MARKERS = ".napari-cisr-batch"
 ATTR = "napari_cisr"
 #: Default memory budget of one tile's network activations, for the automatic tile size (lite:
 #: 288-pixel tiles at x2). The process itself (~0.4 GB: torch, dask, the model), three rows of
-#: tiles held for blending and allocator slack come on top: measured, a 1-worker batch of a
-#: 4096² image then peaks at 1.3 GB; 384-pixel tiles reach 1.8 GB (docs/benchmarks.md).
+#: tiles held for blending and allocator slack come on top: a 1-worker batch peaks at 0.61 GiB
+#: for a 2048² image and 0.81 GiB for 4096² (the rows of tiles grow with the width;
+#: docs/benchmarks.md).
 _WORKER_BUDGET = 640 * 2**20
 #: Smallest plane side accepted.
 _MIN_SIDE = 8

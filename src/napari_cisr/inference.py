@@ -61,8 +61,8 @@ def cached_model(name: str, scale: int, device: str) -> CISRPSI:
 def _for_inference(network: CISRPSI, device: torch.device) -> CISRPSI:
     """``network`` on ``device``; on the CPU with channels-last weights.
 
-    oneDNN then runs every convolution without layout conversions (1.5x faster inference,
-    the same numbers to 1e-6 in float32). A given network is converted in place, so that it
+    oneDNN then runs every convolution without layout conversions (faster; the same numbers
+    to ~1e-6 in float32). A given network is converted in place, so that it
     computes exactly as the same weights loaded by name.
     """
     network = network.to(device)

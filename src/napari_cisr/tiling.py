@@ -183,12 +183,13 @@ HALO_PER_SQRT_RF = 1.5
 
 
 def estimate_memory(config: CISRConfig, pixels: int) -> int:
-    """Rough peak memory (bytes) of one forward pass on ``pixels`` LR pixels (float32).
+    """Upper bound (bytes) on the peak memory of one forward pass on ``pixels`` LR pixels.
 
-    Calibrated on CPU peak RSS of the lite and tiny models (docs/benchmarks.md): about
     ``4 · (6·F + 1.5·F·s² + 18·K)`` bytes per LR pixel for F features, scale s and K = (2r+1)²
-    non-local candidates, where the non-local part stops growing once the operator works in
-    bands (its band budget), plus the weights.
+    non-local candidates, plus 64 MiB. It was fitted to the first non-local operator, which
+    stored all K weights per pixel; the streamed operator does not, so for lite the estimate
+    is now 1.4-3.6x the measured peak (``benchmarks/inference_memory.py``, docs/benchmarks.md):
+    safe, at the price of smaller automatic tiles than memory allows.
     """
     features, s2 = config.features, config.scale**2
     candidates = (2 * config.search_radius + 1) ** 2 if config.use_nonlocal else 0

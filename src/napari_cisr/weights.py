@@ -48,8 +48,11 @@ PRETRAINED: dict[str, WeightSpec] = {
         variant="lite",
         scale=2,
         filename="lite-x2.safetensors",
-        sha256="538b084428464e4304dacab7a50d43abbe4c1c06f0dc4aece6fe91e1a03117ce",
-        description="configs/lite-x2.json (1800 steps), then lite-x2-stage2.json (best at 900)",
+        sha256="1305583fb3fd2f57e17e0e7bb737cb6bfc5d0785597c063ae960ffee84f16b27",
+        description=(
+            "configs/lite-x2.json (1800 steps), lite-x2-stage2.json (best at 900), then "
+            "lite-x2-stage3.json (best at 1250; docs/models.md)"
+        ),
     ),
     "lite-x3": WeightSpec(
         variant="lite",
@@ -175,9 +178,10 @@ def _native_bfloat16(device: torch.device) -> bool:
 def resolve_precision(precision: str, device: torch.device) -> torch.dtype:
     """The compute dtype of inference: 'auto' → bfloat16 where ``device`` has it natively.
 
-    bfloat16 autocast is ~1.6x faster on a CPU with AVX512-BF16 and changes Y-PSNR by at most
-    a few thousandths of a dB (``benchmarks/precision.py``; the network keeps its per-pixel
-    bandwidth and skip weights in float32).
+    bfloat16 autocast is about 2x faster on a CPU with AVX512-BF16
+    (``benchmarks/throughput.py``) and changes the mean Y-PSNR by less than a thousandth of a
+    dB (``benchmarks/precision.py``; the network keeps its per-pixel bandwidth and skip
+    weights in float32).
     """
     if precision not in PRECISIONS:
         raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, not {precision!r}")

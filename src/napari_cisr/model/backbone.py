@@ -22,8 +22,9 @@ class ChannelAttention(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.dtype == torch.bfloat16:
-            # bfloat16 mean() first copies the whole map to float32 (10x slower on the CPU);
-            # the pooling kernel accumulates in float32 without the copy, to the same result.
+            # bfloat16 mean() first copies the whole map to float32 (on the CPU that copy took
+            # longer than the convolutions around it); the pooling kernel accumulates in
+            # float32 without the copy, to the same result.
             gate = F.avg_pool2d(x, x.shape[2:])
         else:
             gate = x.mean(dim=(2, 3), keepdim=True)

@@ -20,7 +20,7 @@ _MIN_KEPT = 1e-6
 def _patch_sum(values: torch.Tensor, patch: int) -> torch.Tensor:
     """Sum over each ``patch``×``patch`` window (valid positions only), by shifted slices.
 
-    Separable adds of slices: ~10x faster on the CPU than ``avg_pool2d`` on one channel.
+    Separable adds of slices: on one channel, much faster on the CPU than ``avg_pool2d``.
     """
     rows = values[:, :, : values.shape[2] - patch + 1]
     for i in range(1, patch):
@@ -163,7 +163,8 @@ class BlockingAwareNonLocal(nn.Module):
 
         This is softmax, mask and renormalisation (Eq. 10) with the normalisation applied once to
         the C-channel sum instead of to every weight: the same numbers, without materialising
-        the (2r+1)² weights per pixel (2x faster, and memory no longer scales with r²).
+        the (2r+1)² weights per pixel (faster, and memory no longer scales with r²:
+        benchmarks/nonlocal_speed.py).
         """
         neg_inv_h2 = -1.0 / (h.square() + _BANDWIDTH_EPS)
         e_sum = kept_sum = numerator = None
