@@ -1,7 +1,7 @@
 """Peak memory of whole-image inference against ``tiling.estimate_memory``.
 
 Each measurement runs in a fresh child process: it warms the model up on a 16² image, then
-super-resolves a size² random RGB image whole (``tile=None``) and reports the growth of its peak
+super-resolves a size² random RGB image whole (``tile=0``) and reports the growth of its peak
 RSS (``ru_maxrss``) over the warm-up, next to the estimate the automatic tile size relies on.
 
     python benchmarks/inference_memory.py --scales 2 4 --sizes 256 512 \
@@ -25,9 +25,9 @@ from napari_cisr.model import variant_config
 from napari_cisr.tiling import estimate_memory
 model, scale, size, precision = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
 image = np.random.default_rng(0).integers(0, 256, (size, size, 3), dtype=np.uint8)
-super_resolve(image[:16, :16], scale, model, tile=None, precision=precision)
+super_resolve(image[:16, :16], scale, model, tile=0, precision=precision)
 before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-super_resolve(image, scale, model, tile=None, precision=precision)
+super_resolve(image, scale, model, tile=0, precision=precision)
 after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 estimate = estimate_memory(variant_config(model, scale), size * size)
 print(json.dumps({"measured": after - before, "estimate": estimate}))

@@ -119,9 +119,25 @@ def test_blend_weights_are_a_partition_of_unity(shape):
 
 
 def test_single_tile_is_bit_identical_to_whole_image(model, photo):
-    whole = super_resolve(photo, 2, model, tile=None, device="cpu")
+    whole = super_resolve(photo, 2, model, tile=0, device="cpu")
     single = _tiled(photo, model, tile=4096)
     np.testing.assert_array_equal(single.image, whole)
+    # an image this small is processed whole by the automatic choice too
+    np.testing.assert_array_equal(super_resolve(photo, 2, model, tile=None, device="cpu"), whole)
+
+
+def test_automatic_choice_tiles_a_large_image_and_tile_0_does_not(model, photo):
+    large = np.tile(photo, (1, 2, 1))[:, :390]  # 155×390: over the CPU whole-image side
+    auto = super_resolve(large, 2, model, tile=None, device="cpu")
+    whole = super_resolve(large, 2, model, tile=0, device="cpu")
+    tiled = _tiled(large, model, tile=tiling.CPU_SPEED_TILE, halo=None).image
+    np.testing.assert_array_equal(auto, tiled)
+    assert _psnr(auto, whole) > 45
+
+
+def test_tile_0_is_refused_for_dask_input(model, photo):
+    with pytest.raises(ValueError, match="always processed in tiles"):
+        super_resolve(da.from_array(photo), 2, model, tile=0, device="cpu")
 
 
 @pytest.mark.parametrize(
@@ -280,9 +296,22 @@ def test_dask_result_from_steps_generator(model, photo):
 def test_choose_tile_from_memory():
     config = variant_config("lite", 2)
     assert tiling.choose_tile(config, (64, 64), "cpu", budget=2**30) is None
-    small = tiling.choose_tile(config, (8000, 8000), "cpu", budget=2**30)
-    large = tiling.choose_tile(config, (8000, 8000), "cpu", budget=8 * 2**30)
+    no_cap = {"cap": 2048}  # the memory rule alone
+    small = tiling.choose_tile(config, (8000, 8000), "cpu", budget=2**30, **no_cap)
+    large = tiling.choose_tile(config, (8000, 8000), "cpu", budget=8 * 2**30, **no_cap)
     assert small is not None and large is not None and 64 <= small < large <= 2048
     assert small % tiling.ALIGN == 0
     assert tiling.estimate_memory(config, (small + 2 * tiling.model_halo(config)) ** 2) <= 2**30
-    assert tiling.choose_tile(config, None, "cpu", budget=2**30) == small
+    assert tiling.choose_tile(config, None, "cpu", budget=2**30, **no_cap) == small
+
+
+def test_cpu_tiles_are_capped_for_speed_but_small_images_stay_whole():
+    config = variant_config("lite", 2)
+    plenty = 8 * 2**30
+    assert tiling.choose_tile(config, (8000, 8000), "cpu", budget=plenty) == tiling.CPU_SPEED_TILE
+    assert tiling.choose_tile(config, None, "cpu", budget=plenty) == tiling.CPU_SPEED_TILE
+    assert tiling.choose_tile(config, (384, 300), "cpu", budget=plenty) is None
+    assert tiling.choose_tile(config, (385, 300), "cpu", budget=plenty) == tiling.CPU_SPEED_TILE
+    # a tight budget still wins over the cap
+    tight = tiling.choose_tile(config, (8000, 8000), "cpu", budget=2**28)
+    assert tight is not None and tight < tiling.CPU_SPEED_TILE

@@ -58,11 +58,11 @@ __all__ = ["BatchError", "BatchProgress", "BatchReport", "run_batch"]
 MARKERS = ".napari-cisr-batch"
 #: Attribute key of the job description and completion flag.
 ATTR = "napari_cisr"
-#: Default memory budget of one tile's network activations, for the automatic tile size (lite:
-#: 288-pixel tiles at x2). The process itself (~0.4 GB: torch, dask, the model), three rows of
-#: tiles held for blending and allocator slack come on top: a 1-worker batch peaks at 0.61 GiB
-#: for a 2048² image and 0.81 GiB for 4096² (the rows of tiles grow with the width;
-#: docs/benchmarks.md).
+#: Default memory budget of one tile's network activations, for the automatic tile size (on
+#: the CPU the speed cap, 256-pixel tiles, is the smaller for lite). The process itself (~0.4 GB:
+#: torch, dask, the model), three rows of tiles held for blending and allocator slack come on
+#: top: a 1-worker batch peaks at 0.61 GiB for a 2048² image and 0.71 GiB for 4096² (the rows
+#: of tiles grow with the width; docs/benchmarks.md).
 _WORKER_BUDGET = 640 * 2**20
 #: Smallest plane side accepted.
 _MIN_SIDE = 8

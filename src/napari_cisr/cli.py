@@ -105,7 +105,11 @@ def _add_run(sub: argparse._SubParsersAction) -> None:
     p.add_argument("input", help="a .jpg, .jpeg, .webp, .png or .tif image")
     p.add_argument("output", help="output image (.png, .tif, .webp or .jpg)")
     _common_model_args(p)
-    p.add_argument("--tile", type=int, help="tile side in LR pixels (default: automatic)")
+    p.add_argument(
+        "--tile",
+        type=int,
+        help="tile side in LR pixels (default: automatic; 0: whole image in one pass)",
+    )
     p.add_argument("--overwrite", action="store_true", help="replace OUTPUT if it exists")
     p.set_defaults(func=_cmd_run)
 

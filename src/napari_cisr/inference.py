@@ -152,8 +152,10 @@ def super_resolve_steps(
         Unfolding iterations J (default: the model's).
     tile : int, optional
         Core tile side in LR pixels (napari_cisr.tiling: halo from the model, tiles on the
-        compression grid, blended overlaps). ``None`` processes the image whole when it fits in
-        half the available memory, and otherwise picks a tile size from that memory.
+        compression grid, blended overlaps). ``None`` chooses
+        (:func:`napari_cisr.tiling.choose_tile`): the largest tile that fits half the available
+        memory, on the CPU at most 256 px (faster there), and the whole image when it fits and,
+        on the CPU, both sides are ≤ 384 px. ``0`` processes the whole image in one pass.
     device : str
         "auto", "cpu" or "cuda".
     intermediates : bool
@@ -172,6 +174,8 @@ def super_resolve_steps(
     if _is_dask(image):
         from napari_cisr.tiling import tiled_super_resolve_dask
 
+        if tile == 0:
+            raise ValueError("a dask array is always processed in tiles; tile=0 needs numpy")
         return tiled_super_resolve_dask(
             image, scale, model, iterations, tile, device, intermediates, precision=precision
         )
@@ -181,7 +185,7 @@ def super_resolve_steps(
         from napari_cisr.tiling import choose_tile
 
         tile = choose_tile(network.config, image.shape[:2], target)
-    if tile is not None:
+    if tile:
         from napari_cisr.tiling import tiled_super_resolve_steps
 
         return (

@@ -89,6 +89,12 @@ _GRID_CROP = 1024
 _MEMORY_FRACTION = 0.5
 #: Tile cores the automatic choice never exceeds (larger ones buy no throughput).
 _MAX_AUTO_TILE = 2048
+#: On the CPU, the automatic tile core is at most this: smaller working sets stay in the caches,
+#: which outweighs the halos (1536² LR at x2: 256-px tiles take 0.52x the whole-image time,
+#: 512-px 0.61x, 768-px 0.84x; ``benchmarks/tile_speed.py``, docs/benchmarks.md).
+CPU_SPEED_TILE = 256
+#: ...and an image is processed whole only when both its sides are at most this.
+_CPU_WHOLE_SIDE = 384
 
 
 # --------------------------------------------------------------------------------------------
@@ -222,8 +228,13 @@ def choose_tile(
     device: str | torch.device = "cpu",
     budget: int | None = None,
     parallel: int = 1,
+    cap: int | None = None,
 ) -> int | None:
-    """Tile side for an image, or ``None`` when the whole image fits in memory.
+    """Tile side for an image, or ``None`` to process it whole.
+
+    The tile is the largest that fits the memory budget, at most ``cap``; on the CPU the
+    default cap is :data:`CPU_SPEED_TILE`, because smaller tiles run faster there, and an image
+    is processed whole only when it fits in memory and both its sides are at most 384.
 
     Parameters
     ----------
@@ -237,6 +248,8 @@ def choose_tile(
         Bytes the computation may use; default half the available memory.
     parallel : int
         Tiles processed at the same time (dask threads); the budget is shared.
+    cap : int, optional
+        Largest core tile (default: :data:`CPU_SPEED_TILE` on the CPU, 2048 elsewhere).
 
     Returns
     -------
@@ -248,7 +261,15 @@ def choose_tile(
     if budget is None:
         budget = int(_MEMORY_FRACTION * available_memory(device))
     budget = max(budget // max(parallel, 1), 1)
-    if shape is not None and estimate_memory(config, shape[0] * shape[1]) <= budget:
+    on_cpu = device.type == "cpu"
+    if cap is None:
+        cap = CPU_SPEED_TILE if on_cpu else _MAX_AUTO_TILE
+    cap = min(cap, _MAX_AUTO_TILE)
+    if (
+        shape is not None
+        and estimate_memory(config, shape[0] * shape[1]) <= budget
+        and (not on_cpu or max(shape) <= max(_CPU_WHOLE_SIDE, cap))
+    ):
         return None
     halo = model_halo(config)
 
@@ -256,7 +277,7 @@ def choose_tile(
         return (side + 2 * halo + _MAX_ALIGNED_PERIOD - 1) ** 2
 
     side = 64
-    while side < _MAX_AUTO_TILE and estimate_memory(config, window(side + ALIGN)) <= budget:
+    while side < cap and estimate_memory(config, window(side + ALIGN)) <= budget:
         side += ALIGN
     log.debug("automatic tile %d (budget %.0f MB)", side, budget / 2**20)
     return side
