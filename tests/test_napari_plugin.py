@@ -338,8 +338,12 @@ def test_writers_zarr_tiff_png_roundtrip(make_napari_viewer, tmp_path):
     np.testing.assert_array_equal(back.data.compute(), rgb)
     np.testing.assert_allclose(back.scale, (2, 3))
     np.testing.assert_allclose(back.translate, (1, 1))
-    # napari's save dialog asks about overwriting, so the writers replace (atomically)
-    layer.save(str(tmp_path / "o.png"), plugin=PLUGIN)
+    # napari's save dialog asks about overwriting, so the writers replace (atomically), but
+    # never silently
+    with pytest.warns(UserWarning, match="replacing the existing .*o.png"):
+        layer.save(str(tmp_path / "o.png"), plugin=PLUGIN)
+    with pytest.warns(UserWarning, match="replacing the existing .*o.zarr"):
+        lazy_layer.save(str(tmp_path / "o.zarr"), plugin=PLUGIN)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["o.png", "o.tif", "o.zarr"]
 
 

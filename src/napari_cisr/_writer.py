@@ -3,7 +3,8 @@
 Every write is atomic (a temporary file or folder beside the target is moved into place, and
 removed if anything fails). These writers *do* replace an existing file: napari's save dialog
 has already asked the user about overwriting, and ``layer.save(path)`` in a script follows
-napari's own writers, which overwrite too. :func:`napari_cisr.io.write_image` and
+napari's own writers, which overwrite too; never silently: a replacement raises a
+``UserWarning`` (a notification in napari) naming the file. :func:`napari_cisr.io.write_image` and
 :func:`napari_cisr.io.write_zarr` refuse to overwrite by default for every other caller.
 
 zarr is written chunk by chunk with dask, so a lazy (dask/zarr-backed) layer is never loaded
@@ -14,9 +15,16 @@ level is written. TIFF and PNG need the pixels in memory.
 
 from __future__ import annotations
 
+import os
+import warnings
 from typing import Any
 
 from napari_cisr import io
+
+
+def _warn_if_replacing(path: str) -> None:
+    if os.path.lexists(path):
+        warnings.warn(f"napari-cisr: replacing the existing '{path}'", UserWarning, stacklevel=3)
 
 
 def _level0(data: Any) -> Any:
@@ -50,6 +58,7 @@ def write_zarr(path: str, data: Any, meta: dict[str, Any]) -> list[str]:
         }
     }
     attrs["napari"]["name"] = str(meta.get("name", ""))
+    _warn_if_replacing(path)
     io.write_zarr(path, _level0(data), overwrite=True, attrs=attrs)
     return [path]
 
@@ -71,6 +80,7 @@ def write_tiff(path: str, data: Any, meta: dict[str, Any]) -> list[str]:
     list of str
         ``[path]``.
     """
+    _warn_if_replacing(path)
     io.write_image(path, _level0(data), overwrite=True)
     return [path]
 
@@ -97,5 +107,6 @@ def write_png(path: str, data: Any, meta: dict[str, Any]) -> list[str]:
     ValueError
         The layer is not 2D, or its dtype is neither uint8 nor uint16 (save as .tif instead).
     """
+    _warn_if_replacing(path)
     io.write_image(path, _level0(data), overwrite=True)
     return [path]
