@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -145,7 +147,15 @@ class BlockingAwareNonLocal(nn.Module):
             )
         return torch.cat(outputs, dim=2)
 
-    def _exponent_terms(self, g_pad, neg_inv_h2, offsets, y0, y1, width):
+    def _exponent_terms(
+        self,
+        g_pad: torch.Tensor,
+        neg_inv_h2: torch.Tensor,
+        offsets: list[tuple[int, int]],
+        y0: int,
+        y1: int,
+        width: int,
+    ) -> Iterator[tuple[int, int, int, torch.Tensor]]:
         """Yield (k, dy, dx, exp(-||g(m) - g(m+δ)||² / h(m)²)) per window offset δ.
 
         The zero offset gives distance 0, so every logit is ≤ 0 and the largest is exactly 0:
@@ -158,7 +168,17 @@ class BlockingAwareNonLocal(nn.Module):
             sq = (g_centre - g_shifted).square().sum(1, keepdim=True)
             yield k, dy, dx, torch.exp(_patch_sum(sq, self.patch) * neg_inv_h2)
 
-    def _band(self, z_pad, g_pad, h, keep_pad, offsets, y0, y1, width):
+    def _band(
+        self,
+        z_pad: torch.Tensor,
+        g_pad: torch.Tensor,
+        h: torch.Tensor,
+        keep_pad: torch.Tensor,
+        offsets: list[tuple[int, int]],
+        y0: int,
+        y1: int,
+        width: int,
+    ) -> torch.Tensor:
         """u for rows [y0, y1): Σ_n e(n)·keep(n)·z(n) / Σ_n e(n)·keep(n), e = exp(logit).
 
         This is softmax, mask and renormalisation (Eq. 10) with the normalisation applied once to
@@ -189,7 +209,15 @@ class BlockingAwareNonLocal(nn.Module):
             unmasked = term if unmasked is None else unmasked + term
         return torch.where(usable, u, unmasked / e_sum)
 
-    def _weights(self, g_pad, h, keep_pad, offsets, height, width):
+    def _weights(
+        self,
+        g_pad: torch.Tensor,
+        h: torch.Tensor,
+        keep_pad: torch.Tensor,
+        offsets: list[tuple[int, int]],
+        height: int,
+        width: int,
+    ) -> torch.Tensor:
         """The normalised weights as B×K×H×W (for inspection and tests; memory ∝ K)."""
         neg_inv_h2 = -1.0 / (h.square() + _BANDWIDTH_EPS)
         e = torch.cat(
