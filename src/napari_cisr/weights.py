@@ -58,8 +58,11 @@ PRETRAINED: dict[str, WeightSpec] = {
         variant="lite",
         scale=3,
         filename="lite-x3.safetensors",
-        sha256="ff06ee50995326495d78ff5a132bd15b23a7ba916fb690cb13066bc5ccbf591f",
-        description="configs/lite-x3.json, 1000 CPU steps (docs/models.md)",
+        sha256="e8d3d0c6b6abc47702fdcefceaddcfcd67dc976dc9eff8fe9b48cf4b1d447a1e",
+        description=(
+            "configs/lite-x3.json (1000 steps), then lite-x3-stage2.json (best at 2000; "
+            "docs/models.md)"
+        ),
     ),
     "lite-x4": WeightSpec(
         variant="lite",
@@ -179,8 +182,8 @@ def resolve_precision(precision: str, device: torch.device) -> torch.dtype:
     """The compute dtype of inference: 'auto' → bfloat16 where ``device`` has it natively.
 
     bfloat16 autocast is about 2x faster on a CPU with AVX512-BF16
-    (``benchmarks/throughput.py``) and changes the mean Y-PSNR by less than a thousandth of a
-    dB (``benchmarks/precision.py``; the network keeps its per-pixel bandwidth and skip
+    (``benchmarks/throughput.py``) and changes the mean Y-PSNR by about a thousandth of a dB
+    (``benchmarks/precision.py``; the network keeps its per-pixel bandwidth and skip
     weights in float32).
     """
     if precision not in PRECISIONS:
