@@ -7,15 +7,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 steps="${STEPS:-1500}"
 names=(psi "${@:-series-arm-rem}")
-skimage_data=$(python -c "import os, skimage; print(os.path.join(os.path.dirname(skimage.__file__), 'data'))")
-heldout=(
-  /usr/share/backgrounds/mate/nature/Storm.jpg
-  /usr/share/backgrounds/mate/nature/LadyBird.jpg
-  /usr/share/backgrounds/mate/nature/YellowFlower.jpg
-  "$skimage_data/astronaut.png"
-  "$skimage_data/coffee.png"
-  "$skimage_data/chelsea.png"
-)
+source benchmarks/heldout.sh
 mkdir -p benchmarks/results
 for name in "${names[@]}"; do
   napari-cisr train --config "configs/ablations/$name-x2.json" --steps "$steps" --threads 2

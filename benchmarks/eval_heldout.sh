@@ -6,15 +6,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 model="${1:-lite}"
-skimage_data=$(python -c "import os, skimage; print(os.path.join(os.path.dirname(skimage.__file__), 'data'))")
-heldout=(
-  /usr/share/backgrounds/mate/nature/Storm.jpg
-  /usr/share/backgrounds/mate/nature/LadyBird.jpg
-  /usr/share/backgrounds/mate/nature/YellowFlower.jpg
-  "$skimage_data/astronaut.png"
-  "$skimage_data/coffee.png"
-  "$skimage_data/chelsea.png"
-)
+source benchmarks/heldout.sh
 mkdir -p benchmarks/results
 tag=$(basename "$model" .safetensors)
 for scale in ${SCALES:-2 3 4}; do

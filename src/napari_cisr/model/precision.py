@@ -9,6 +9,6 @@ def full_precision(like: torch.Tensor) -> torch.autocast:
     """Disable autocast on ``like``'s device for the enclosed ops.
 
     The per-pixel bandwidth h and the skip weights t scale whole images: in bfloat16 (8-bit
-    mantissa) they cost ~0.01 dB, while their small convolutions are ~10% of the FLOPs.
+    mantissa) they lose quality, while their small convolutions cost little.
     """
     return torch.autocast(like.device.type, enabled=False)
