@@ -1,4 +1,4 @@
-"""CPU throughput and efficiency of a model, and the overhead of tiled inference.
+"""Throughput and efficiency of a model on the CPU or a GPU, and the overhead of tiled inference.
 
 * Throughput: output megapixels per second of whole-image inference on an ``--size``² LR image.
 * Efficiency: the model's FLOP/s (FLOPs counted by ``torch.utils.flop_counter.FlopCounterMode``
@@ -9,7 +9,9 @@
 * Each ``--precisions`` entry is timed (``auto`` resolves as the library does on this machine).
 * Tiled overhead: time of tiled inference (``--tile``) over whole-image inference, same image.
 
-Timings are the median of ``--repeat`` runs after one warm-up run.
+Timings are the median of ``--repeat`` runs after one warm-up run (CUDA synchronised). On a GPU
+(``--device cuda``) the reference convolutions are float32 (cuDNN's default, TF32 allowed) and
+bfloat16, batch 1; peak GPU memory of each run is recorded.
 
     python benchmarks/throughput.py --weights lite --scale 2 --size 512 --overhead-size 1024 \
         --tile 512 --precisions float32 bfloat16 --json benchmarks/results/throughput.json
@@ -39,12 +41,22 @@ PHOTO = "/usr/share/backgrounds/mate/nature/Storm.jpg"
 WHOLE = 0
 
 
+DEVICE = torch.device("cpu")
+
+
+def _sync() -> None:
+    if DEVICE.type == "cuda":
+        torch.cuda.synchronize(DEVICE)
+
+
 def _timed(fn, repeat: int) -> float:
     fn()  # warm-up
     times = []
     for _ in range(repeat):
+        _sync()
         start = time.perf_counter()
         fn()
+        _sync()
         times.append(time.perf_counter() - start)
     return statistics.median(times)
 
@@ -62,18 +74,23 @@ def conv_flops_per_second(size: int, repeat: int) -> dict[str, float]:
     """FLOP/s of a 64→64 3×3 conv on 1×64×size²: float32 in both memory formats (the best is
     the reference, so the efficiency is not flattered by a slow reference) and bfloat16."""
     rates = {}
-    cpu = torch.device("cpu")
     for name, fmt, dtype in (
         ("float32_nchw", torch.contiguous_format, torch.float32),
         ("float32_channels_last", torch.channels_last, torch.float32),
         ("bfloat16_channels_last", torch.channels_last, torch.bfloat16),
     ):
-        conv = torch.nn.Conv2d(64, 64, 3, padding=1).eval().to(memory_format=fmt)
-        x = torch.rand(1, 64, size, size).contiguous(memory_format=fmt)
-        with inference_context(cpu, dtype):
+        conv = torch.nn.Conv2d(64, 64, 3, padding=1).eval().to(DEVICE, memory_format=fmt)
+        x = torch.rand(1, 64, size, size, device=DEVICE).contiguous(memory_format=fmt)
+        with inference_context(DEVICE, dtype):
             seconds = _timed(lambda conv=conv, x=x: conv(x), repeat)
         rates[name] = 2 * 9 * 64 * 64 * size * size / seconds
     return rates
+
+
+def _where() -> str:
+    if DEVICE.type == "cuda":
+        return torch.cuda.get_device_name(DEVICE)
+    return f"CPU, {torch.get_num_threads()} threads"
 
 
 def main() -> None:
@@ -89,17 +106,27 @@ def main() -> None:
     parser.add_argument(
         "--precisions", nargs="+", default=["auto"], choices=("auto", "float32", "bfloat16")
     )
+    parser.add_argument("--device", default="cpu", help="cpu or cuda")
+    parser.add_argument(
+        "--channels-last",
+        action="store_true",
+        help="channels-last weights on CUDA too (the library uses them on the CPU only)",
+    )
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
+    global DEVICE
+    DEVICE = torch.device(args.device)
     if args.threads:
         torch.set_num_threads(args.threads)
 
     model = load_model(args.weights, scale=args.scale)
+    if args.channels_last:
+        model = model.to(memory_format=torch.channels_last)
     s = args.scale
     image = _test_image(args.size, s)
 
     def whole(img=image, precision=args.precisions[0]):
-        steps = super_resolve_steps(img, s, model, tile=WHOLE, device="cpu", precision=precision)
+        steps = super_resolve_steps(img, s, model, tile=WHOLE, device=DEVICE, precision=precision)
         return run_to_completion(steps)
 
     whole(image[:32, :32])  # puts the model in its inference layout (channels-last on the CPU)
@@ -108,20 +135,29 @@ def main() -> None:
     z = torch.from_numpy(image.astype(np.float32) / 255).permute(2, 0, 1)[None].contiguous()
     counter = FlopCounterMode(display=False)
     with torch.inference_mode(), counter:
-        model(z)
+        model.to(DEVICE)(z.to(DEVICE))
     flops = counter.get_total_flops()
 
     # Where the time goes: self CPU time of the convolutions vs everything else, one pass.
     from torch.profiler import ProfilerActivity, profile
 
     # ...in the first precision measured (its ops are what the time below is spent on).
-    first_dtype = resolve_precision(args.precisions[0], torch.device("cpu"))
-    with inference_context(torch.device("cpu"), first_dtype):
-        with profile(activities=[ProfilerActivity.CPU]) as prof:
-            model(z)
-    by_op = {e.key: e.self_cpu_time_total for e in prof.key_averages()}
+    first_dtype = resolve_precision(args.precisions[0], DEVICE)
+    cuda = DEVICE.type == "cuda"
+    with inference_context(DEVICE, first_dtype):
+        activity = ProfilerActivity.CUDA if cuda else ProfilerActivity.CPU
+        with profile(activities=[activity]) as prof:
+            model(z.to(DEVICE))
+            _sync()
+    by_op = {
+        e.key: e.self_device_time_total if cuda else e.self_cpu_time_total
+        for e in prof.key_averages()
+    }
+    by_op = {k: v for k, v in by_op.items() if v > 0}
     total_us = sum(by_op.values())
-    conv_us = sum(v for k, v in by_op.items() if "conv" in k)
+    # CPU: aten::*convolution*; CUDA: cuDNN's kernels (forward "fprop", implicit GEMM).
+    conv_names = ("conv", "fprop", "implicit_gemm")
+    conv_us = sum(v for k, v in by_op.items() if any(n in k.lower() for n in conv_names))
     top = sorted(by_op.items(), key=lambda kv: -kv[1])[:8]
 
     conv_rates = conv_flops_per_second(args.conv_size, args.repeat)
@@ -129,12 +165,15 @@ def main() -> None:
     out_mpix = (s * args.size) ** 2 / 1e6
     by_precision = {}
     for precision in args.precisions:
-        dtype = resolve_precision(precision, torch.device("cpu"))
+        dtype = resolve_precision(precision, DEVICE)
+        if cuda:
+            torch.cuda.reset_peak_memory_stats(DEVICE)
         seconds = _timed(lambda precision=precision: whole(precision=precision), args.repeat)
         rate = flops / seconds
         entry = {
             "resolved": str(dtype).split(".")[-1],
             "seconds": seconds,
+            "peak_gpu_gib": torch.cuda.max_memory_allocated(DEVICE) / 2**30 if cuda else None,
             "output_mpix_per_s": out_mpix / seconds,
             "model_gflop_per_s": rate / 1e9,
             "efficiency": rate / conv_rate,
@@ -144,7 +183,7 @@ def main() -> None:
         by_precision[precision] = entry
         print(
             f"{args.weights} x{s}, {precision} ({entry['resolved']}), "
-            f"{torch.get_num_threads()} threads, {args.size}² LR → {s * args.size}²: "
+            f"{_where()}, {args.size}² LR → {s * args.size}²: "
             f"{seconds:.3f} s, {entry['output_mpix_per_s']:.3f} output MPix/s; "
             f"{flops / 1e9:.1f} GFLOP → {rate / 1e9:.1f} GFLOP/s; float32 64→64 conv "
             f"{conv_rate / 1e9:.1f} GFLOP/s; efficiency {entry['efficiency']:.2f}"
@@ -163,6 +202,8 @@ def main() -> None:
         "torch": torch.__version__,
         "threads": torch.get_num_threads(),
         "cpu": platform.processor() or platform.machine(),
+        "device": _where(),
+        "channels_last": args.channels_last or DEVICE.type == "cpu",
         "lr_size": args.size,
         "model_gflop": flops / 1e9,
         "conv64_gflop_per_s": conv_rate / 1e9,
@@ -184,7 +225,7 @@ def main() -> None:
 
         def tiled(img=big):
             steps = tiled_super_resolve_steps(
-                img, s, model, tile=args.tile, device="cpu", precision=args.precisions[0]
+                img, s, model, tile=args.tile, device=DEVICE, precision=args.precisions[0]
             )
             return run_to_completion(steps)
 

@@ -123,6 +123,50 @@ def test_widget_super_resolves_sample_with_aligned_outputs(make_napari_viewer, q
     np.testing.assert_allclose(out.scale, (0.35, 0.65))
 
 
+def test_widget_precision_reaches_the_core(make_napari_viewer, qtbot, tmp_path):
+    import torch
+
+    from napari_cisr import super_resolve
+    from napari_cisr.model import build_model, variant_config
+    from napari_cisr.weights import save_weights
+
+    # Fresh weights start as the identity (zero tails): perturb them so that the network's
+    # arithmetic, and hence its precision, shows in the output.
+    torch.manual_seed(1)
+    network = build_model(variant_config("lite", 2))
+    with torch.no_grad():
+        for parameter in network.parameters():
+            parameter.add_(0.05 * torch.randn_like(parameter))
+    weights_file = str(tmp_path / "perturbed.safetensors")
+    save_weights(network, weights_file)
+    viewer = make_napari_viewer()
+    rgb = np.random.default_rng(7).integers(0, 256, (24, 32, 3), dtype=np.uint8)
+    viewer.add_image(rgb, name="small", rgb=True)
+    widget = _dock_with_weights(viewer, weights_file)
+    widget.params.iterations = 1
+    widget._fields["precision"].value = "float32"  # the GUI drives the params
+    assert widget.params.precision == "float32"
+
+    _run_to_end(qtbot, widget)
+
+    def core(precision):
+        return super_resolve(rgb, 2, weights_file, iterations=1, device="cpu", precision=precision)
+
+    fp32, bf16 = core("float32"), core("bfloat16")
+    assert not np.array_equal(fp32, bf16)  # so the comparison below tells them apart
+    np.testing.assert_array_equal(viewer.layers["small ×2 (CISR)"].data, fp32)
+
+
+def test_widget_offers_only_models_with_shipped_weights():
+    from napari_cisr._widget import _model_names
+    from napari_cisr.weights import load_model
+
+    assert "lite" in _model_names()
+    for name in _model_names():
+        for scale in (2, 3, 4):
+            assert load_model(name, scale=scale).scale == scale
+
+
 def test_widget_cancel_stops_promptly(make_napari_viewer, qtbot, weights_file):
     viewer = make_napari_viewer()
     rng = np.random.default_rng(0)

@@ -18,7 +18,7 @@ from napari_cisr.degrade import (
     parse_config,
 )
 from napari_cisr.model import variant_config
-from napari_cisr.train.data import PatchSampler
+from napari_cisr.train.data import PatchSampler, PatchStream
 from napari_cisr.train.evaluate import evaluate, format_table
 from napari_cisr.train.loop import TrainConfig, train
 from napari_cisr.weights import load_model
@@ -60,6 +60,35 @@ def test_sampler_is_reproducible_and_shapes_follow_the_scale():
     assert z.shape == y.shape == (4, 3, 24, 24) and x.shape == (4, 3, 72, 72)
     # z is a compressed version of y, not y itself.
     assert 0 < (z - y).abs().mean() < 0.1
+
+
+def _first_batches(stream: PatchStream, workers: int, count: int) -> list[torch.Tensor]:
+    loader = torch.utils.data.DataLoader(stream, batch_size=None, num_workers=workers)
+    batches = iter(loader)
+    return [next(batches)[0] for _ in range(count)]
+
+
+def test_loader_workers_draw_a_reproducible_stream_of_distinct_batches():
+    rng = np.random.default_rng(2)
+    photos = [rng.integers(0, 255, (160, 170, 3), dtype=np.uint8)]
+    stream = PatchStream(photos, scale=2, patch=16, batch=3, seed=5)
+    first = _first_batches(stream, workers=2, count=4)
+    again = _first_batches(stream, workers=2, count=4)
+    for a, b in zip(first, again, strict=True):
+        assert torch.equal(a, b)
+    # Each worker draws its own patches: no two batches of the stream repeat.
+    assert not any(torch.equal(first[i], first[j]) for i in range(4) for j in range(i + 1, 4))
+
+
+def test_training_with_loader_workers_and_whole_photo_validation(photos, tmp_path):
+    cfg = TrainConfig(
+        steps=2, batch=2, patch=24, data=[str(photos)], validation=[str(photos / "coffee.png")],
+        exclude=[], output=str(tmp_path / "run"), validate_every=2, checkpoint_every=2,
+        validation_crop=0, threads=1, downscale=4, bf16=False, workers=2,
+    )  # fmt: skip
+    assert train(cfg).exists()
+    record = json.loads((tmp_path / "run" / "log.jsonl").read_text())
+    assert record["step"] == 2 and 15 < record["val_psnr"] < 50
 
 
 def test_training_resumes_and_keeps_the_best_checkpoint(photos, tmp_path):

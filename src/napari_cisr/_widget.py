@@ -73,6 +73,9 @@ class SuperResolveParams:
         Tile size in input pixels; 0 means automatic.
     device : str
         ``"auto"``, ``"cpu"``, ``"cuda"`` or ``"mps"``.
+    precision : str
+        ``"auto"`` (bfloat16 where the device has it natively), ``"float32"`` or
+        ``"bfloat16"``.
     intermediates : bool
         Also add ŷ_1..ŷ_J and x̂_1..x̂_J as layers.
     blocking_map : bool
@@ -87,6 +90,7 @@ class SuperResolveParams:
     iterations: int = 0
     tile: int = 0
     device: str = "auto"
+    precision: str = "auto"
     intermediates: bool = False
     blocking_map: bool = False
     whole_stack: bool = False
@@ -314,11 +318,18 @@ def _stacked_geometry(geometry: dict[str, Any]) -> dict[str, Any]:
 # --------------------------------------------------------------------------------------------
 
 
-def _model_names() -> tuple[str, ...]:
-    try:
-        from napari_cisr.weights import MODEL_NAMES
+def _precisions() -> list[str]:
+    from napari_cisr.weights import PRECISIONS
 
-        return tuple(MODEL_NAMES)
+    return list(PRECISIONS)
+
+
+def _model_names() -> tuple[str, ...]:
+    """The variants with shipped weights (others need a weight file: the *weights* field)."""
+    try:
+        from napari_cisr.weights import PRETRAINED
+
+        return tuple(dict.fromkeys(spec.variant for spec in PRETRAINED.values())) or ("lite",)
     except ImportError:  # the weights registry is missing: offer the default only
         return ("lite",)
 
@@ -403,6 +414,7 @@ class SuperResolveWidget(Container):
             "iterations": SpinBox(label="iterations J", min=0, max=16),
             "tile": SpinBox(label="tile size", min=0, max=8192, step=16),
             "device": ComboBox(label="device", choices=_devices()),
+            "precision": ComboBox(label="precision", choices=_precisions()),
             "intermediates": CheckBox(text="add intermediate estimates"),
             "blocking_map": CheckBox(text="add blocking map"),
             "whole_stack": ComboBox(
@@ -413,6 +425,7 @@ class SuperResolveWidget(Container):
         fields["weights"].tooltip = "optional trained weight file; overrides the model choice"
         fields["iterations"].tooltip = "0 = the model's default"
         fields["tile"].tooltip = "tile size in input pixels; 0 = automatic"
+        fields["precision"].tooltip = "auto = bfloat16 where the device runs it natively"
         self._fields = fields
         for name, widget in fields.items():
             _show_in(widget)(getattr(self.params, name))
@@ -555,6 +568,7 @@ class SuperResolveWidget(Container):
             "iterations": p.iterations or None,
             "tile": p.tile or None,
             "device": p.device,
+            "precision": p.precision,
             "intermediates": bool(p.intermediates or p.blocking_map),
         }
         params = SuperResolveParams(**{k: getattr(p, k) for k in p.__dataclass_fields__})

@@ -49,6 +49,7 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--threads", type=int, help="torch threads (0 = torch default)")
     p.add_argument("--device", help="cpu, cuda or auto")
     p.add_argument("--init", help="start from these weights")
+    p.add_argument("--workers", type=int, help="processes drawing training patches (0: none)")
     p.set_defaults(func=_cmd_train)
 
 

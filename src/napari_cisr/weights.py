@@ -58,18 +58,21 @@ PRETRAINED: dict[str, WeightSpec] = {
         variant="lite",
         scale=3,
         filename="lite-x3.safetensors",
-        sha256="e8d3d0c6b6abc47702fdcefceaddcfcd67dc976dc9eff8fe9b48cf4b1d447a1e",
+        sha256="18958d409ed982dd5c15f721e662b58264b72f9974388437788392a4542f0b97",
         description=(
-            "configs/lite-x3.json (1000 steps), then lite-x3-stage2.json (best at 2000; "
-            "docs/models.md)"
+            "configs/lite-x3.json (1000 steps), lite-x3-stage2.json (best at 2000), then "
+            "lite-x3-stage3.json on a GPU (best at 250; docs/models.md)"
         ),
     ),
     "lite-x4": WeightSpec(
         variant="lite",
         scale=4,
         filename="lite-x4.safetensors",
-        sha256="9de0c5d9d84ea6fece3249cd36193f5412ad0222ab1c95ba216933d3dd059b58",
-        description="configs/lite-x4.json, 1000 CPU steps (docs/models.md)",
+        sha256="c5dd84ceaa1fa1d2ee608f1a2e1d2cfa291c05d5c87755feb132f66fccfcbf9f",
+        description=(
+            "configs/lite-x4.json (1000 CPU steps), then lite-x4-stage2.json on a GPU "
+            "(best at 500; docs/models.md)"
+        ),
     ),
 }
 

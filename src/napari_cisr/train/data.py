@@ -119,3 +119,29 @@ class PatchSampler:
         """(z, y, x) float tensors in [0, 1]: B×3×P×P, B×3×P×P, B×3×sP×sP."""
         triples = [self.sample() for _ in range(size)]
         return tuple(to_tensor([t[i] for t in triples]) for i in range(3))  # type: ignore[return-value]
+
+
+class PatchStream(torch.utils.data.IterableDataset):
+    """Endless (z, y, x) batches drawn by DataLoader worker processes.
+
+    Worker ``k`` of ``n`` draws from its own :class:`PatchSampler`, seeded from (``seed``, k);
+    a ``DataLoader(..., batch_size=None)`` takes the workers' batches in turn, so the stream is
+    reproducible for a given ``seed`` and number of workers. Used when one process cannot draw
+    and compress patches as fast as the device consumes them (a GPU).
+    """
+
+    def __init__(
+        self, photos: Sequence[np.ndarray], scale: int, patch: int, batch: int, seed: int
+    ) -> None:
+        super().__init__()
+        self.photos, self.scale, self.patch, self.batch, self.seed = (
+            photos, scale, patch, batch, seed
+        )  # fmt: skip
+
+    def __iter__(self):
+        info = torch.utils.data.get_worker_info()
+        worker = info.id if info is not None else 0
+        seed = int(np.random.SeedSequence([self.seed, worker]).generate_state(1)[0])
+        sampler = PatchSampler(self.photos, self.scale, self.patch, seed=seed)
+        while True:
+            yield sampler.batch(self.batch)

@@ -16,7 +16,13 @@ import torch
 from napari_cisr.degrade import Codec, bicubic_downscale, compress
 from napari_cisr.metrics import psnr_y
 from napari_cisr.model import CISRPSI, CISRConfig, build_model, variant_config
-from napari_cisr.train.data import PatchSampler, list_photos, load_clean_photo, to_tensor
+from napari_cisr.train.data import (
+    PatchSampler,
+    PatchStream,
+    list_photos,
+    load_clean_photo,
+    to_tensor,
+)
 from napari_cisr.weights import save_weights
 
 log = logging.getLogger(__name__)
@@ -49,9 +55,12 @@ class TrainConfig:
     bf16: bool = True
     device: str = "auto"
     validate_every: int = 250
+    #: LR side of the centred validation crop; 0 validates on the whole photos.
     validation_crop: int = 128
     checkpoint_every: int = 250
     init: str | None = None
+    #: DataLoader processes drawing patches (0: drawn in the training process, as on the CPU).
+    workers: int = 0
     overrides: dict = field(default_factory=dict)
 
     @classmethod
@@ -80,12 +89,16 @@ def psi_loss(
 def _validation_set(
     photos: list[np.ndarray], scale: int, crop: int
 ) -> list[tuple[torch.Tensor, np.ndarray]]:
-    """(z, HR uint8) pairs: a centred crop of each photo under each validation config."""
+    """(z, HR uint8) pairs: a centred crop of each photo (``crop`` ≤ 0: the whole photo, trimmed
+    to a multiple of ``scale``) under each validation config."""
     pairs = []
     for photo in photos:
-        size = crop * scale
-        top, left = (photo.shape[0] - size) // 2, (photo.shape[1] - size) // 2
-        hr = np.ascontiguousarray(photo[top : top + size, left : left + size])
+        if crop > 0:
+            height = width = crop * scale
+        else:
+            height, width = (photo.shape[0] // scale) * scale, (photo.shape[1] // scale) * scale
+        top, left = (photo.shape[0] - height) // 2, (photo.shape[1] - width) // 2
+        hr = np.ascontiguousarray(photo[top : top + height, left : left + width])
         lr = bicubic_downscale(hr, scale)
         for codec, quality in VALIDATION_CONFIGS:
             pairs.append((to_tensor([compress(lr, codec, quality)]), hr))
@@ -152,7 +165,20 @@ def train(cfg: TrainConfig) -> Path:
     log.info("training on %d photos: %s", len(train_paths), [p.name for p in train_paths])
     photos = [load_clean_photo(p, cfg.downscale) for p in train_paths]
     # Reseed from the step so that a resumed run draws new patches rather than replaying.
-    sampler = PatchSampler(photos, cfg.scale, cfg.patch, seed=cfg.seed * 1_000_003 + step)
+    seed = cfg.seed * 1_000_003 + step
+    if cfg.workers > 0:
+        loader = torch.utils.data.DataLoader(
+            PatchStream(photos, cfg.scale, cfg.patch, cfg.batch, seed),
+            batch_size=None, num_workers=cfg.workers, pin_memory=device.type == "cuda",
+            prefetch_factor=4, persistent_workers=True,
+        )  # fmt: skip
+        batches = iter(loader)
+    else:
+        sampler = PatchSampler(photos, cfg.scale, cfg.patch, seed=seed)
+        batches = iter(lambda: sampler.batch(cfg.batch), None)
+    if device.type == "cuda":
+        # Fixed patch shapes: let cuDNN pick the fastest convolution algorithms once.
+        torch.backends.cudnn.benchmark = True
     val_photos = [load_clean_photo(p, cfg.downscale) for p in list_photos(cfg.validation)]
     val_pairs = _validation_set(val_photos, cfg.scale, cfg.validation_crop)
 
@@ -166,7 +192,7 @@ def train(cfg: TrainConfig) -> Path:
     model.train()
     started, start_step, running = time.perf_counter(), step, None
     while step < cfg.steps:
-        z, y, x = (t.to(device, non_blocking=True) for t in sampler.batch(cfg.batch))
+        z, y, x = (t.to(device, non_blocking=True) for t in next(batches))
         for group in optimizer.param_groups:
             group["lr"] = lr_at(step)
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_autocast):
@@ -176,17 +202,18 @@ def train(cfg: TrainConfig) -> Path:
         loss.backward()
         optimizer.step()
         step += 1
-        running = loss.item() if running is None else 0.98 * running + 0.02 * loss.item()
+        # A device tensor: calling .item() every step would make the CPU wait for the GPU.
+        running = loss.detach() if running is None else 0.98 * running + 0.02 * loss.detach()
         if step % 25 == 0 or step == cfg.steps:
             rate = (time.perf_counter() - started) / (step - start_step)
             log.info(
-                "step %d/%d loss %.4f lr %.2e %.2fs/step eta %s best %.3f dB",
-                step, cfg.steps, running, lr_at(step), rate,
+                "step %d/%d loss %.4f lr %.2e %.3fs/step eta %s best %.3f dB",
+                step, cfg.steps, float(running), lr_at(step), rate,
                 _format_eta(rate * (cfg.steps - step)), best,
             )  # fmt: skip
         if val_pairs and (step % cfg.validate_every == 0 or step == cfg.steps):
             score = validate(model, val_pairs, device)
-            record = {"step": step, "loss": running, "val_psnr": score,
+            record = {"step": step, "loss": float(running), "val_psnr": score,
                       "elapsed_s": round(time.perf_counter() - started, 1)}  # fmt: skip
             with open(out / "log.jsonl", "a") as handle:
                 handle.write(json.dumps(record) + "\n")

@@ -1,0 +1,85 @@
+#!/usr/bin/env bash
+# One lease of a GPU machine, in one command: GPU throughput (alone on the machine), the CUDA
+# tests, then the GPU training stage of the lite weights for x2, x3 and x4 side by side
+# (configs/lite-x{2,3,4}-stage{4,3,2}.json), each given as many steps as fit TRAIN_SECONDS.
+#
+#   OUT=gpu-out TRAIN_SECONDS=360 bash scripts/gpu_session.sh
+#
+# TRAIN_ARGS adds flags to every training command (a dry run on the CPU:
+# TRAIN_ARGS="--device cpu --batch 2" DEVICE=cpu TRAIN_SECONDS=20 bash scripts/gpu_session.sh).
+#
+# Needs python3 with torch (CUDA), numpy, pillow, safetensors and scikit-image; the package is
+# used from src/ (nothing installed). The mate-backgrounds photos come from .gpu/photos when the
+# machine lacks /usr/share/backgrounds/mate/nature. Everything worth keeping ends up in $OUT.
+set -u
+OUT=${OUT:-gpu-out}
+TRAIN_SECONDS=${TRAIN_SECONDS:-360}
+# The whole script's wall-clock budget: training is shortened to end (with its final validation
+# and the packing) inside it, whatever the earlier steps took.
+BUDGET_SECONDS=${BUDGET_SECONDS:-570}
+PY=${PYTHON:-python3}
+DEVICE=${DEVICE:-cuda}
+TRAIN_ARGS=${TRAIN_ARGS:-}
+mkdir -p "$OUT" runs
+export PYTHONPATH=$PWD/src PYTHONUNBUFFERED=1
+PHOTOS=/usr/share/backgrounds/mate/nature
+if [ ! -d "$PHOTOS" ] && [ -d .gpu/photos ]; then mkdir -p "$PHOTOS" && cp .gpu/photos/* "$PHOTOS"/; fi
+
+{
+  date -u
+  nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv
+  $PY -c "import torch, numpy, PIL; print('torch', torch.__version__, 'cuda', torch.version.cuda,
+'numpy', numpy.__version__, 'pillow', PIL.__version__)"
+  nproc; df -h /dev/shm | tail -1
+} 2>&1 | tee "$OUT/env.txt"
+
+echo "== throughput (alone on the GPU)"
+[ "${BENCH:-1}" = 1 ] && timeout 180 $PY benchmarks/throughput.py --device $DEVICE --scale 2 --size 1024 --conv-size 1024 \
+  --overhead-size 2048 --tile 1024 --precisions float32 bfloat16 \
+  --json "$OUT/throughput-lite-x2-h200.json" 2>&1 | grep -v USDT | tee "$OUT/bench.log"
+
+echo "== CUDA tests"
+timeout 150 $PY -m pytest -q -p no:cacheprovider tests/test_cuda.py tests/test_model.py \
+  tests/test_weights.py 2>&1 | tail -25 | tee "$OUT/tests.log"
+
+config() { case $1 in 2) echo configs/lite-x2-stage4.json ;; 3) echo configs/lite-x3-stage3.json ;;
+  4) echo configs/lite-x4-stage2.json ;; esac; }
+
+echo "== calibration: 50 steps of each scale side by side"
+calibrate() {  # $1 = loader workers
+  for s in 2 3 4; do
+    rm -rf "runs/cal-x$s"
+    timeout 120 $PY -m napari_cisr.cli train --config "$(config $s)" --steps 50 --workers "$1" $TRAIN_ARGS \
+      --output "runs/cal-x$s" >"runs/cal-x$s.log" 2>&1 &
+  done
+  wait
+}
+steady_rate() {  # seconds per step between steps 25 and 50, from the progress lines
+  grep -o 'step [0-9]*/50 .* \([0-9.]*\)s/step' "runs/cal-x$1.log" | sed 's/.* \([0-9.]*\)s\/step/\1/' |
+    awk 'NR==1{a=$1} NR==2{b=$1} END{if (NR>=2) printf "%.4f", (50*b-25*a)/25}'
+}
+WORKERS=4
+calibrate $WORKERS
+if [ -z "$(steady_rate 4)" ]; then
+  echo "calibration with loader workers failed; falling back to --workers 0"; tail -5 runs/cal-x4.log
+  WORKERS=0; calibrate 0
+fi
+
+LEFT=$((BUDGET_SECONDS - SECONDS - 75))
+[ "$LEFT" -lt "$TRAIN_SECONDS" ] && TRAIN_SECONDS=$LEFT
+echo "== training, $TRAIN_SECONDS s (script at ${SECONDS} s)"
+for s in 2 3 4; do
+  rate=$(steady_rate $s); rate=${rate:-1}
+  steps=$($PY -c "print(max(250, int(0.85 * $TRAIN_SECONDS / $rate) // 250 * 250))")
+  echo "x$s: $rate s/step steady → $steps steps"
+  out=$($PY -c "import json; print(json.load(open('$(config $s)'))['output'])")
+  timeout $((TRAIN_SECONDS + 45)) $PY -m napari_cisr.cli train --config "$(config $s)" \
+    --steps "$steps" --workers $WORKERS $TRAIN_ARGS >"$out.log" 2>&1 &
+done
+timeout $TRAIN_SECONDS bash -c 'while sleep 60; do nvidia-smi --query-gpu=utilization.gpu,memory.used --format=csv,noheader; done' &
+wait
+for s in 2 3 4; do out=$($PY -c "import json; print(json.load(open('$(config $s)'))['output'])")
+  echo "x$s:"; tail -2 "$out.log"; tail -1 "$out/log.jsonl"; done
+tar czf "$OUT/gpu-runs.tar.gz" runs/lite-x*-stage*.log runs/cal-x*.log \
+  runs/lite-x2-stage4 runs/lite-x3-stage3 runs/lite-x4-stage2 2>/dev/null
+ls -la "$OUT"
