@@ -5,7 +5,7 @@ workers as threads of that process), which reports its own peak RSS (``ru_maxrss
 time. Inputs are zarr arrays of ``size``² LR pixels, RGB uint8, made from a real photo (tiled by
 mirroring) compressed as JPEG q30, written once to ``--workdir``.
 
-    python benchmarks/batch_bench.py memory --sizes 2048 4096 --weights lite
+    python benchmarks/batch_bench.py memory --sizes 2048 4096 --weights lite --held-mib 0 100000
     python benchmarks/batch_bench.py scaling --size 1024 --weights lite
 """
 
@@ -48,7 +48,12 @@ def make_input(workdir: Path, size: int, scale: int) -> Path:
 
 def child(args: argparse.Namespace) -> None:
     """Run one batch and print a JSON line with its time and peak RSS."""
+    from napari_cisr import batch
     from napari_cisr.batch import run_batch
+
+    (held_mib,) = args.held_mib
+    if held_mib:  # the in-memory cap of held tiles per worker (0: batch's default)
+        batch.HELD_BYTES_PER_WORKER = held_mib * 2**20
 
     start = time.perf_counter()
     report = run_batch(
@@ -71,7 +76,12 @@ def child(args: argparse.Namespace) -> None:
 
 
 def measure(
-    input_path: Path, output: Path, args: argparse.Namespace, workers: int, threads: int
+    input_path: Path,
+    output: Path,
+    args: argparse.Namespace,
+    workers: int,
+    threads: int,
+    held_mib: int = 0,
 ) -> dict:
     command = [
         sys.executable,
@@ -89,6 +99,8 @@ def measure(
         str(workers),
         "--threads",
         str(threads),
+        "--held-mib",
+        str(held_mib),
     ]
     if args.tile:
         command += ["--tile", str(args.tile)]
@@ -113,6 +125,14 @@ def main() -> None:
     parser.add_argument(
         "--glibc-arenas", action="store_true", help="keep glibc's default malloc arena count"
     )
+    parser.add_argument(
+        "--held-mib",
+        type=int,
+        nargs="+",
+        default=[0],
+        help="memory: in-memory cap of held tiles per worker, MiB (0: batch's default); "
+        "a huge value turns spilling off",
+    )
     parser.add_argument("--json", type=Path)
     # child-only
     parser.add_argument("--input")
@@ -128,18 +148,24 @@ def main() -> None:
     cores = os.cpu_count() or 1
     results = []
     if args.mode == "memory":
-        for size in args.sizes:
-            source = make_input(args.workdir, size, args.scale)
-            row = measure(source, args.workdir / "out.zarr", args, 1, cores)
-            row.update(lr_size=size, workers=1, threads=cores, glibc_arenas=args.glibc_arenas)
-            row["output_mpix_per_s"] = (args.scale * size) ** 2 / 1e6 / row["seconds"]
-            results.append(row)
-            print(
-                f"{size}² LR → {args.scale * size}²: {row['seconds']:.1f} s "
-                f"({row['output_mpix_per_s']:.3f} MPix/s), {row['blocks']} blocks, "
-                f"peak RSS {row['peak_rss'] / 2**30:.2f} GiB",
-                flush=True,
-            )
+        from napari_cisr.batch import HELD_BYTES_PER_WORKER
+
+        for held in args.held_mib:
+            for size in args.sizes:
+                source = make_input(args.workdir, size, args.scale)
+                row = measure(source, args.workdir / "out.zarr", args, 1, cores, held)
+                row.update(
+                    lr_size=size, workers=1, threads=cores, glibc_arenas=args.glibc_arenas,
+                    held_mib=held or HELD_BYTES_PER_WORKER // 2**20,
+                )  # fmt: skip
+                row["output_mpix_per_s"] = (args.scale * size) ** 2 / 1e6 / row["seconds"]
+                results.append(row)
+                print(
+                    f"held ≤ {row['held_mib']} MiB, {size}² LR → {args.scale * size}²: "
+                    f"{row['seconds']:.1f} s ({row['output_mpix_per_s']:.3f} MPix/s), "
+                    f"{row['blocks']} blocks, peak RSS {row['peak_rss'] / 2**30:.2f} GiB",
+                    flush=True,
+                )
     else:
         source = make_input(args.workdir, args.size, args.scale)
         for workers, threads in ((1, 1), (2, 1), (1, cores)):

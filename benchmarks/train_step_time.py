@@ -5,6 +5,7 @@ One step = forward through all J iterations + Eq. (8) loss + backward + Adam, ba
 fp32, bfloat16 autocast and channels_last. Usage::
 
     python benchmarks/train_step_time.py [--threads 2] [--steps 4]
+    python benchmarks/train_step_time.py --compile   # lite, bf16: eager vs torch.compile
 """
 
 from __future__ import annotations
@@ -25,12 +26,16 @@ CANDIDATES = {
 }
 
 
-def step_time(overrides: dict, bf16: bool, channels_last: bool, steps: int) -> float:
+def step_time(
+    overrides: dict, bf16: bool, channels_last: bool, steps: int, compiled: bool = False
+) -> float:
     torch.manual_seed(0)
     config = variant_config("lite", 2, **overrides)
     model = build_model(config)
     if channels_last:
         model = model.to(memory_format=torch.channels_last)
+    if compiled:
+        model = torch.compile(model)
     optimizer = torch.optim.Adam(model.parameters(), 1e-4)
     batch, patch, s = 16, 48, config.scale
     z, y = torch.rand(batch, 3, patch, patch), torch.rand(batch, 3, patch, patch)
@@ -53,8 +58,20 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--steps", type=int, default=4)
+    parser.add_argument("--compile", action="store_true", help="eager vs torch.compile only")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
+    if args.compile:
+        eager = step_time({}, True, False, args.steps)
+        start = time.perf_counter()
+        compiled = step_time({}, True, False, args.steps, compiled=True)
+        total = time.perf_counter() - start
+        print(
+            f"lite x2, bf16 autocast, {args.threads} threads: eager {eager:.3f} s/step, "
+            f"torch.compile {compiled:.3f} s/step (best of steps 2..{args.steps}; "
+            f"{total:.0f} s for the compiled run, compilation included)"
+        )
+        return
     print(f"seconds per training step, batch 16 of 48², x2, {args.threads} threads\n")
     print("| variant | fp32 | bf16 autocast | channels_last |")
     print("| --- | --- | --- | --- |")

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # One lease of a GPU machine, in one command: GPU throughput (alone on the machine), the CUDA
-# tests, then the GPU training stage of the lite weights for x2, x3 and x4 side by side
-# (configs/lite-x{2,3,4}-stage{4,3,2}.json), each given as many steps as fit TRAIN_SECONDS.
+# tests, then training runs side by side (CONFIGS, default the lite GPU stages
+# configs/lite-x{2,3,4}-stage{4,3,2}.json), each given as many steps as fit TRAIN_SECONDS.
 #
 #   OUT=gpu-out TRAIN_SECONDS=360 bash scripts/gpu_session.sh
 #
@@ -20,6 +20,7 @@ BUDGET_SECONDS=${BUDGET_SECONDS:-570}
 PY=${PYTHON:-python3}
 DEVICE=${DEVICE:-cuda}
 TRAIN_ARGS=${TRAIN_ARGS:-}
+read -r -a CONFIGS <<<"${CONFIGS:-configs/lite-x2-stage4.json configs/lite-x3-stage3.json configs/lite-x4-stage2.json}"
 mkdir -p "$OUT" runs
 export PYTHONPATH=$PWD/src PYTHONUNBUFFERED=1
 PHOTOS=/usr/share/backgrounds/mate/nature
@@ -42,44 +43,44 @@ echo "== CUDA tests"
 timeout 150 $PY -m pytest -q -p no:cacheprovider tests/test_cuda.py tests/test_model.py \
   tests/test_weights.py 2>&1 | tail -25 | tee "$OUT/tests.log"
 
-config() { case $1 in 2) echo configs/lite-x2-stage4.json ;; 3) echo configs/lite-x3-stage3.json ;;
-  4) echo configs/lite-x4-stage2.json ;; esac; }
+output_of() { $PY -c "import json; print(json.load(open('$1'))['output'])"; }
 
-echo "== calibration: 50 steps of each scale side by side"
+echo "== calibration: 50 steps of each run side by side"
 calibrate() {  # $1 = loader workers
-  for s in 2 3 4; do
-    rm -rf "runs/cal-x$s"
-    timeout 120 $PY -m napari_cisr.cli train --config "$(config $s)" --steps 50 --workers "$1" $TRAIN_ARGS \
-      --output "runs/cal-x$s" >"runs/cal-x$s.log" 2>&1 &
+  for i in "${!CONFIGS[@]}"; do
+    rm -rf "runs/cal-$i"
+    timeout 120 $PY -m napari_cisr.cli train --config "${CONFIGS[$i]}" --steps 50 --workers "$1" \
+      $TRAIN_ARGS --output "runs/cal-$i" >"runs/cal-$i.log" 2>&1 &
   done
   wait
 }
 steady_rate() {  # seconds per step between steps 25 and 50, from the progress lines
-  grep -o 'step [0-9]*/50 .* \([0-9.]*\)s/step' "runs/cal-x$1.log" | sed 's/.* \([0-9.]*\)s\/step/\1/' |
+  grep -o 'step [0-9]*/50 .* \([0-9.]*\)s/step' "runs/cal-$1.log" | sed 's/.* \([0-9.]*\)s\/step/\1/' |
     awk 'NR==1{a=$1} NR==2{b=$1} END{if (NR>=2) printf "%.4f", (50*b-25*a)/25}'
 }
 WORKERS=4
 calibrate $WORKERS
-if [ -z "$(steady_rate 4)" ]; then
-  echo "calibration with loader workers failed; falling back to --workers 0"; tail -5 runs/cal-x4.log
+if [ -z "$(steady_rate 0)" ]; then
+  echo "calibration with loader workers failed; falling back to --workers 0"; tail -5 runs/cal-0.log
   WORKERS=0; calibrate 0
 fi
 
 LEFT=$((BUDGET_SECONDS - SECONDS - 75))
 [ "$LEFT" -lt "$TRAIN_SECONDS" ] && TRAIN_SECONDS=$LEFT
 echo "== training, $TRAIN_SECONDS s (script at ${SECONDS} s)"
-for s in 2 3 4; do
-  rate=$(steady_rate $s); rate=${rate:-1}
+OUTPUTS=()
+for i in "${!CONFIGS[@]}"; do
+  rate=$(steady_rate "$i"); rate=${rate:-1}
   steps=$($PY -c "print(max(250, int(0.85 * $TRAIN_SECONDS / $rate) // 250 * 250))")
-  echo "x$s: $rate s/step steady → $steps steps"
-  out=$($PY -c "import json; print(json.load(open('$(config $s)'))['output'])")
-  timeout $((TRAIN_SECONDS + 45)) $PY -m napari_cisr.cli train --config "$(config $s)" \
+  echo "${CONFIGS[$i]}: $rate s/step steady → $steps steps"
+  out=$(output_of "${CONFIGS[$i]}"); OUTPUTS+=("$out")
+  timeout $((TRAIN_SECONDS + 45)) $PY -m napari_cisr.cli train --config "${CONFIGS[$i]}" \
     --steps "$steps" --workers $WORKERS $TRAIN_ARGS >"$out.log" 2>&1 &
 done
 timeout $TRAIN_SECONDS bash -c 'while sleep 60; do nvidia-smi --query-gpu=utilization.gpu,memory.used --format=csv,noheader; done' &
 wait
-for s in 2 3 4; do out=$($PY -c "import json; print(json.load(open('$(config $s)'))['output'])")
-  echo "x$s:"; tail -2 "$out.log"; tail -1 "$out/log.jsonl"; done
-tar czf "$OUT/gpu-runs.tar.gz" runs/lite-x*-stage*.log runs/cal-x*.log \
-  runs/lite-x2-stage4 runs/lite-x3-stage3 runs/lite-x4-stage2 2>/dev/null
+for out in "${OUTPUTS[@]}"; do
+  echo "$out:"; tail -2 "$out.log"; tail -1 "$out/log.jsonl"; done
+tar czf "$OUT/gpu-runs.tar.gz" runs/cal-*.log "${OUTPUTS[@]}" \
+  $(for out in "${OUTPUTS[@]}"; do echo "$out.log"; done) 2>/dev/null
 ls -la "$OUT"

@@ -109,6 +109,36 @@ def test_folder_to_zarr_keeps_names_and_matches_tiled_inference(folder, weights,
     assert _tree_digest(folder) == before  # INPUT untouched
 
 
+def test_local_workers_spill_held_results_beyond_their_cap():
+    from napari_cisr.batch import _Cluster
+
+    cluster = _Cluster(1, None, 1, 10.0, held_bytes=2 * 2**20)
+    try:
+        held = [cluster.client.submit(np.full, (256, 1024), i, key=f"held-{i}") for i in range(6)]
+        cluster.client.gather(held)  # six 2-MiB results, one fits under the cap
+        placed = cluster.client.run(lambda dask_worker: (len(dask_worker.data.fast),
+                                                         len(dask_worker.data.slow)))  # fmt: skip
+        ((in_memory, on_disk),) = placed.values()
+        assert in_memory <= 1 and on_disk >= 5
+        assert [int(f.result()[0, 0]) for f in held] == list(range(6))  # read back intact
+    finally:
+        cluster.close()
+
+
+def test_batch_with_every_tile_spilled_writes_the_same_store(
+    folder, weights, tmp_path, monkeypatch
+):
+    from napari_cisr import batch
+
+    assert run_batch(folder, tmp_path / "memory.zarr", 2, weights, tile=TILE).ok
+    monkeypatch.setattr(batch, "HELD_BYTES_PER_WORKER", 64 * 2**10)  # smaller than one tile
+    assert run_batch(folder, tmp_path / "spilled.zarr", 2, weights, tile=TILE).ok
+    for stem in ("rgb", "gray"):
+        memory = zarr.open_array(os.fspath(tmp_path / "memory.zarr"), path=stem, mode="r")
+        spilled = zarr.open_array(os.fspath(tmp_path / "spilled.zarr"), path=stem, mode="r")
+        np.testing.assert_array_equal(spilled[...], memory[...])
+
+
 def test_corrupt_image_is_listed_and_the_rest_processed(folder, weights, tmp_path, capsys):
     good = (folder / "rgb.jpg").read_bytes()
     (folder / "broken.jpg").write_bytes(good[: len(good) // 3])

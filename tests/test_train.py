@@ -110,6 +110,20 @@ def test_training_resumes_and_keeps_the_best_checkpoint(photos, tmp_path):
     assert model.config == variant_config("lite", 2)
 
 
+def test_compiled_training_keeps_the_network_keys(photos, tmp_path):
+    overrides = {"features": 8, "blocks": 1, "iterations": 1, "search_radius": 1}
+    cfg = TrainConfig(
+        steps=2, batch=2, patch=24, data=[str(photos)], validation=[], exclude=[],
+        output=str(tmp_path / "run"), checkpoint_every=2, threads=1, downscale=4, bf16=False,
+        compile=True, overrides=overrides,
+    )  # fmt: skip
+    best = train(cfg)
+    state = torch.load(tmp_path / "run" / "last.pt", weights_only=True)
+    network = load_model(best, scale=2)  # strict keys: no torch.compile wrapper prefix
+    assert state["step"] == 2 and set(state["model"]) == set(network.state_dict())
+    assert all(torch.isfinite(t).all() for t in state["model"].values())
+
+
 def test_evaluation_reports_every_config_next_to_bicubic(photos, fresh_weights):
     report = evaluate(
         [photos / "coffee.png"], 2, fresh_weights, [("jpeg", 10), ("webp", 30)], downscale=3

@@ -60,9 +60,9 @@ MARKERS = ".napari-cisr-batch"
 ATTR = "napari_cisr"
 #: Default memory budget of one tile's network activations, for the automatic tile size (on
 #: the CPU the speed cap, 256-pixel tiles, is the smaller for lite). The process itself (~0.4 GB:
-#: torch, dask, the model), three rows of tiles held for blending and allocator slack come on
-#: top: a 1-worker batch peaks at 0.61 GiB for a 2048² image and 0.71 GiB for 4096² (the rows
-#: of tiles grow with the width; docs/benchmarks.md).
+#: torch, dask, the model), tiles held for blending (at most :data:`HELD_BYTES_PER_WORKER` in
+#: memory) and allocator slack come on top: a 1-worker batch peaks at 0.57 GiB for a 2048² image
+#: and 0.66 GiB for 4096² (docs/benchmarks.md).
 _WORKER_BUDGET = 640 * 2**20
 #: Smallest plane side accepted.
 _MIN_SIDE = 8
@@ -508,21 +508,36 @@ def _downsample(array: Any, item: _Item) -> Any:
 # --------------------------------------------------------------------------------------------
 
 
+#: Bytes of computed tiles a local worker keeps in memory; beyond that dask.distributed spills
+#: the least recently used ones to its scratch folder on disk. Batch holds three rows of tile
+#: predictions, and a row is as wide as the image: the cap keeps peak memory from growing
+#: with the width (docs/benchmarks.md measures both).
+HELD_BYTES_PER_WORKER = 64 * 2**20
+
+
 class _Cluster:
     """A dask.distributed client: on a new in-process LocalCluster, or an existing scheduler.
 
     The local cluster runs its workers as threads of this process (so a killed batch leaves
     no orphan workers behind) with torch's threads pinned to cores // workers; the model
-    cache is per process, so the network is loaded once.
+    cache is per process, so the network is loaded once. Each worker holds at most
+    ``held_bytes`` (default :data:`HELD_BYTES_PER_WORKER`) of results in memory and spills
+    the rest to disk. An existing scheduler's workers keep their own memory settings.
     """
 
     def __init__(
-        self, workers: int | None, scheduler: str | None, threads: int | None, timeout: float
+        self,
+        workers: int | None,
+        scheduler: str | None,
+        threads: int | None,
+        timeout: float,
+        held_bytes: int | None = None,
     ) -> None:
         from distributed import Client, LocalCluster
 
         self.cluster = None
         self.saved_threads: int | None = None
+        held_bytes = HELD_BYTES_PER_WORKER if held_bytes is None else held_bytes
         if scheduler is not None:
             try:
                 self.client = Client(scheduler, timeout=timeout)
@@ -533,19 +548,35 @@ class _Cluster:
                 ) from None
             self.workers = max(1, len(self.client.scheduler_info().get("workers", {})))
             return
+        import dask
         import torch
+
+        from napari_cisr.tiling import available_memory
 
         _limit_malloc_arenas()
         self.workers = max(1, workers or 1)
         cores = os.cpu_count() or 1
         self.saved_threads = torch.get_num_threads()
         torch.set_num_threads(threads or max(1, cores // self.workers))
-        self.cluster = LocalCluster(
-            n_workers=self.workers,
-            threads_per_worker=1,
-            processes=False,
-            dashboard_address=None,
-        )
+        # The scheduler refuses a task whose inputs exceed a worker's memory limit, so the limit
+        # stays the machine's share and the cap is set as the spilling "target" fraction of it.
+        # Spill by the size of the held results alone: the worker threads share this process,
+        # whose memory (model, torch, client) must not trigger spilling, pausing or killing.
+        limit = max(available_memory(torch.device("cpu")) // self.workers, 2 * held_bytes)
+        memory = {
+            "distributed.worker.memory.target": held_bytes / limit,
+            "distributed.worker.memory.spill": False,
+            "distributed.worker.memory.pause": False,
+            "distributed.worker.memory.terminate": False,
+        }
+        with dask.config.set(memory):
+            self.cluster = LocalCluster(
+                n_workers=self.workers,
+                threads_per_worker=1,
+                processes=False,
+                dashboard_address=None,
+                memory_limit=limit,
+            )
         self.client = Client(self.cluster)
 
     def close(self) -> None:

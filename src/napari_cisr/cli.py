@@ -50,6 +50,9 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--device", help="cpu, cuda or auto")
     p.add_argument("--init", help="start from these weights")
     p.add_argument("--workers", type=int, help="processes drawing training patches (0: none)")
+    p.add_argument(
+        "--compile", action="store_true", default=None, help="train through torch.compile"
+    )
     p.set_defaults(func=_cmd_train)
 
 
