@@ -510,8 +510,8 @@ def _downsample(array: Any, item: _Item) -> Any:
 
 #: Bytes of computed tiles a local worker keeps in memory; beyond that dask.distributed spills
 #: the least recently used ones to its scratch folder on disk. Batch holds three rows of tile
-#: predictions, and a row is as wide as the image: the cap keeps peak memory from growing
-#: with the width (docs/benchmarks.md measures both).
+#: predictions, and a row is as wide as the image: the cap keeps the tiles held in memory from
+#: growing with the width (peak memory still grows with the image: docs/benchmarks.md).
 HELD_BYTES_PER_WORKER = 64 * 2**20
 
 
