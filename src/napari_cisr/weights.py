@@ -185,9 +185,10 @@ def resolve_precision(precision: str, device: torch.device) -> torch.dtype:
     """The compute dtype of inference: 'auto' → bfloat16 where ``device`` has it natively.
 
     bfloat16 autocast is about 2x faster on a CPU with AVX512-BF16
-    (``benchmarks/throughput.py``) and changes the mean Y-PSNR by about a thousandth of a dB
-    (``benchmarks/precision.py``; the network keeps its per-pixel bandwidth and skip
-    weights in float32).
+    (``benchmarks/throughput.py``) and changes Y-PSNR by less than a thousandth of a dB in
+    every configuration measured (``benchmarks/precision.py``; the network keeps its
+    per-pixel bandwidth and skip weights in float32). On CUDA it is no faster than float32 but
+    needs less memory (docs/benchmarks.md).
     """
     if precision not in PRECISIONS:
         raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, not {precision!r}")
