@@ -1,4 +1,4 @@
-"""Batch benchmarks: peak memory against image size, and 1 vs 2 workers.
+"""Batch benchmarks: peak memory against image size, 1 vs 2 workers, and scheduling cost.
 
 Each measurement runs ``run_batch`` in a fresh child process (the local dask cluster runs its
 workers as threads of that process), which reports its own peak RSS (``ru_maxrss``) and wall
@@ -7,6 +7,11 @@ mirroring) compressed as JPEG q30, written once to ``--workdir``.
 
     python benchmarks/batch_bench.py memory --sizes 2048 4096 --weights lite --held-mib 0 100000
     python benchmarks/batch_bench.py scaling --size 1024 --weights lite
+    python benchmarks/batch_bench.py submit --sizes 2048 4096 8192
+
+``submit`` times, on a scheduler without workers (nothing is computed), how long one tile
+takes to reach the scheduler when submitted with the graph of its whole plane (as a collection
+would be) and with the plane's graph culled to what the tile needs (as batch does).
 """
 
 from __future__ import annotations
@@ -113,9 +118,66 @@ def measure(
     return result
 
 
+def submit_cost(size: int, scale: int, weights: str, tiles: int = 8) -> dict:
+    """Seconds per tile to register on the scheduler: whole-plane graph vs culled graph."""
+    import dask.array as da
+    from distributed import Client, LocalCluster
+
+    from napari_cisr.batch import _WORKER_BUDGET, _PlaneGraph
+    from napari_cisr.tiling import build_tiled_dask, choose_tile, lazy_grid, model_halo
+    from napari_cisr.weights import load_model
+
+    config = load_model(weights, scale=scale, device="cpu").config
+    tile = choose_tile(config, None, "cpu", budget=_WORKER_BUDGET)
+    image = da.zeros((size, size, 3), dtype=np.uint8, chunks=(512, 512, 3))
+    grid = lazy_grid(image)
+    built = build_tiled_dask(
+        image, scale, weights, None, tile, "cpu", halo=model_halo(config), grid=grid
+    )
+    tiles = min(tiles, built.tiles.numblocks[1])
+    # Whole-plane graphs for tiles of row 0, culled graphs for tiles of row 1: no key is shared.
+    names = [(built.tiles.name, 1, c, 0) for c in range(tiles)]
+    graph = _PlaneGraph(built.result.image.__dask_graph__())
+    start = time.perf_counter()
+    n_tasks = len(graph.tasks)  # materialised once per plane
+    materialise = time.perf_counter() - start
+    delayed = built.tiles.to_delayed(optimize_graph=False)[0].ravel()
+    with (
+        LocalCluster(n_workers=0, processes=False, dashboard_address=None) as cluster,
+        Client(cluster) as client,
+    ):
+        scheduler = cluster.scheduler
+
+        def registered(key: object) -> None:
+            while key not in scheduler.tasks:
+                time.sleep(1e-4)
+
+        futures = [client.compute(grid, optimize_graph=False)]
+        registered(grid.key)
+        start = time.perf_counter()
+        for d in delayed[:tiles]:
+            futures.append(client.compute(d, optimize_graph=False))
+            registered(d.key)
+        whole = (time.perf_counter() - start) / tiles
+        start = time.perf_counter()
+        for key in names:
+            futures += client.get(graph.cull([key], {grid.key}), [key], sync=False)
+            registered(key)
+        culled = (time.perf_counter() - start) / tiles
+        for future in futures:
+            future.cancel()
+    return {
+        "lr_size": size,
+        "graph_tasks": n_tasks,
+        "materialise_s": materialise,
+        "whole_plane_s_per_tile": whole,
+        "culled_s_per_tile": culled,
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("mode", choices=("memory", "scaling", "child"))
+    parser.add_argument("mode", choices=("memory", "scaling", "submit", "child"))
     parser.add_argument("--weights", default="lite")
     parser.add_argument("--scale", type=int, default=2)
     parser.add_argument("--sizes", type=int, nargs="+", default=[2048, 4096])
@@ -166,6 +228,17 @@ def main() -> None:
                     f"{row['blocks']} blocks, peak RSS {row['peak_rss'] / 2**30:.2f} GiB",
                     flush=True,
                 )
+    elif args.mode == "submit":
+        for size in args.sizes:
+            row = submit_cost(size, args.scale, args.weights)
+            results.append(row)
+            print(
+                f"{size}² LR, {row['graph_tasks']} tasks (materialised in "
+                f"{row['materialise_s']:.2f} s): per tile "
+                f"{row['whole_plane_s_per_tile'] * 1e3:.1f} ms with the whole plane's graph, "
+                f"{row['culled_s_per_tile'] * 1e3:.1f} ms culled",
+                flush=True,
+            )
     else:
         source = make_input(args.workdir, args.size, args.scale)
         for workers, threads in ((1, 1), (2, 1), (1, cores)):

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # One lease of a GPU machine, in one command: GPU throughput (alone on the machine), the CUDA
 # tests, then training runs side by side (CONFIGS, default the lite GPU stages
-# configs/lite-x{2,3,4}-stage{4,3,2}.json), each given as many steps as fit TRAIN_SECONDS.
+# configs/lite-x{2,3,4}-stage{6,5,4}.json), each given as many steps as fit TRAIN_SECONDS.
+# BENCH=0 / TESTS=0 skip the throughput benchmark / the tests.
 #
 #   OUT=gpu-out TRAIN_SECONDS=360 bash scripts/gpu_session.sh
 #
@@ -10,7 +11,8 @@
 #
 # Needs python3 with torch (CUDA), numpy, pillow, safetensors and scikit-image; the package is
 # used from src/ (nothing installed). The mate-backgrounds photos come from .gpu/photos when the
-# machine lacks /usr/share/backgrounds/mate/nature. Everything worth keeping ends up in $OUT.
+# machine lacks /usr/share/backgrounds/mate/nature; the configs' data/photos (scripts/fetch_photos.sh)
+# must be carried along. Everything worth keeping ends up in $OUT.
 set -u
 OUT=${OUT:-gpu-out}
 TRAIN_SECONDS=${TRAIN_SECONDS:-360}
@@ -20,7 +22,7 @@ BUDGET_SECONDS=${BUDGET_SECONDS:-570}
 PY=${PYTHON:-python3}
 DEVICE=${DEVICE:-cuda}
 TRAIN_ARGS=${TRAIN_ARGS:-}
-read -r -a CONFIGS <<<"${CONFIGS:-configs/lite-x2-stage4.json configs/lite-x3-stage3.json configs/lite-x4-stage2.json}"
+read -r -a CONFIGS <<<"${CONFIGS:-configs/lite-x2-stage6.json configs/lite-x3-stage5.json configs/lite-x4-stage4.json}"
 mkdir -p "$OUT" runs
 export PYTHONPATH=$PWD/src PYTHONUNBUFFERED=1
 PHOTOS=/usr/share/backgrounds/mate/nature
@@ -40,7 +42,7 @@ echo "== throughput (alone on the GPU)"
   --json "$OUT/throughput-lite-x2-h200.json" 2>&1 | grep -v USDT | tee "$OUT/bench.log"
 
 echo "== CUDA tests"
-timeout 150 $PY -m pytest -q -p no:cacheprovider tests/test_cuda.py tests/test_model.py \
+[ "${TESTS:-1}" = 1 ] && timeout 150 $PY -m pytest -q -p no:cacheprovider tests/test_cuda.py tests/test_model.py \
   tests/test_weights.py 2>&1 | tail -25 | tee "$OUT/tests.log"
 
 output_of() { $PY -c "import json; print(json.load(open('$1'))['output'])"; }

@@ -139,6 +139,32 @@ def test_batch_with_every_tile_spilled_writes_the_same_store(
         np.testing.assert_array_equal(spilled[...], memory[...])
 
 
+def test_each_submission_carries_only_what_its_row_needs(tmp_path, weights, monkeypatch):
+    """Submitting a row must not cost in proportion to the image (docs/benchmarks.md)."""
+    import distributed
+
+    sizes: list[int] = []
+    submit = distributed.Client.get
+
+    def recording_get(self, dsk, keys, **kwargs):
+        sizes.append(len(dsk))
+        return submit(self, dsk, keys, **kwargs)
+
+    monkeypatch.setattr(distributed.Client, "get", recording_get)
+    largest = {}
+    for rows in (3, 7):  # tile rows of the same width: one interior row, then five
+        image = _photo((rows * TILE, 2 * TILE, 3), seed=rows)
+        source = tmp_path / f"rows-{rows}.zarr"
+        zarr.create_array(os.fspath(source), data=image, chunks=(TILE, TILE, 3))
+        sizes.clear()
+        out = tmp_path / f"out-{rows}.zarr"
+        assert run_batch(source, out, 2, weights, tile=TILE).ok
+        largest[rows] = max(sizes)
+        written = zarr.open_array(os.fspath(out), mode="r")[...]
+        np.testing.assert_array_equal(written, _expected(image, weights))
+    assert largest[7] == largest[3]
+
+
 def test_corrupt_image_is_listed_and_the_rest_processed(folder, weights, tmp_path, capsys):
     good = (folder / "rgb.jpg").read_bytes()
     (folder / "broken.jpg").write_bytes(good[: len(good) // 3])

@@ -43,7 +43,7 @@ import os
 import shutil
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Container, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -61,8 +61,8 @@ ATTR = "napari_cisr"
 #: Default memory budget of one tile's network activations, for the automatic tile size (on
 #: the CPU the speed cap, 256-pixel tiles, is the smaller for lite). The process itself (~0.4 GB:
 #: torch, dask, the model), tiles held for blending (at most :data:`HELD_BYTES_PER_WORKER` in
-#: memory) and allocator slack come on top: a 1-worker batch peaks at 0.57 GiB for a 2048² image
-#: and 0.66 GiB for 4096² (docs/benchmarks.md).
+#: memory) and allocator slack come on top: a 1-worker batch peaks at 0.53 GiB for a 2048² image,
+#: 0.66 GiB for 4096² and 0.83 GiB for 8192² (docs/benchmarks.md).
 _WORKER_BUDGET = 640 * 2**20
 #: Smallest plane side accepted.
 _MIN_SIDE = 8
@@ -415,65 +415,119 @@ def _write_block(
     return int(block.size)
 
 
+class _PlaneGraph:
+    """The task graph of one lazy output plane, materialised on first use and then culled per row.
+
+    Submitting a collection makes dask.distributed materialise its whole graph, so submitting
+    an image row by row from the plane's collection costs (rows × image area): at 8192² LR
+    that was most of the batch's time. The plane's graph is materialised once instead, and
+    each submission carries only the tasks its keys need (:meth:`cull`), stopping at keys the
+    caller already holds as futures (the plane's detected grid, the tiles of earlier rows).
+    """
+
+    def __init__(self, graph: Any) -> None:
+        self._collection_graph = graph
+        self._tasks: dict | None = None
+
+    @property
+    def tasks(self) -> dict:
+        if self._tasks is None:
+            from dask._task_spec import convert_legacy_graph
+
+            # As Task objects, whose references to other keys are explicit: in a legacy tuple,
+            # a key is only recognised as one when it is in the same graph, and the culled
+            # graphs leave out the keys already held.
+            self._tasks = convert_legacy_graph(dict(self._collection_graph))
+        return self._tasks
+
+    def cull(self, keys: list, held: Container) -> dict:
+        """The tasks ``keys`` depend on (themselves included), not entering ``held`` keys."""
+        tasks = self.tasks
+        out: dict = {}
+        work = [k for k in keys if k not in held]
+        while work:
+            key = work.pop()
+            if key in out:
+                continue
+            out[key] = tasks[key]
+            work += [d for d in tasks[key].dependencies if d not in out and d not in held]
+        return out
+
+    def release(self) -> None:
+        """Drop the materialised tasks (the plane's rows are all submitted)."""
+        self._tasks = None
+
+
 @dataclass
 class _Block:
     item: _Item
     array_path: str
-    key: str
-    task: Any  # dask Delayed
+    key: str  # the block's name among its array's markers
+    graph: _PlaneGraph | None  # None: already written (its marker exists)
+    source: Any = None  # key of the output block in ``graph``
+    write: tuple = ()  # the arguments of ``_write_block`` after the block
     row: tuple = ()  # (array, plane, block row): blocks of a row are submitted together
-    hold: list = field(default_factory=list)  # network tiles the row needs (Delayed)
+    hold: list = field(default_factory=list)  # keys of the network tiles the row needs
+    held_by_caller: frozenset = frozenset()  # keys of the plane the caller holds as futures
+
+    def write_task(self) -> tuple[str, Any]:
+        """(key, task) writing this block: ``_write_block(<the block>, *self.write)``."""
+        from dask._task_spec import Task, TaskRef
+        from dask.base import tokenize
+
+        key = f"cisr-write-{tokenize(*self.write)}"
+        return key, Task(key, _write_block, TaskRef(self.source), *self.write)
 
 
 def _blocks(
     item: _Item,
     array_path: str,
-    lazy_planes: Iterator[tuple[tuple[int, ...], Any, Any]],
+    lazy_planes: Iterator[tuple[tuple[int, ...], Any, Any, frozenset]],
     output: Path,
 ) -> Iterator[_Block]:
     """Write tasks for every not-yet-marked block of the lazy output planes of one array.
 
-    ``lazy_planes`` yields (lead index, lazy output plane, its network tiles or None). Graphs
-    are taken unoptimised, so that keys stay the same across the row-by-row submissions.
+    ``lazy_planes`` yields (lead index, lazy output plane, its network tiles or None, keys of
+    the plane held as futures by the caller). Keys are those of the unoptimised graphs, so
+    that they stay the same across the row-by-row submissions.
     """
-    import dask
-
     markers = _marker_dir(output, array_path)
     markers.mkdir(parents=True, exist_ok=True)
     channel_first = item.rgb_axis is not None and item.rgb_axis < item.y_axis
     ndim = item.source.ndim
-    for lead, plane, tiles in lazy_planes:
+    for lead, plane, tiles, held in lazy_planes:
         row_edges = np.cumsum((0, *plane.chunks[0])).tolist()
         col_edges = np.cumsum((0, *plane.chunks[1])).tolist()
-        delayed = plane.to_delayed(optimize_graph=False)
-        tile_rows = tiles.to_delayed(optimize_graph=False) if tiles is not None else None
+        graph = _PlaneGraph(plane.__dask_graph__())
+        rest = (0,) * (plane.ndim - 2)
         for i in range(len(row_edges) - 1):
             hold = []
-            if tile_rows is not None:  # output row i blends tile rows i − 1 .. i + 1
-                for r in range(max(0, i - 1), min(tile_rows.shape[0], i + 2)):
-                    hold += list(tile_rows[r].ravel())
+            if tiles is not None:  # output row i blends tile rows i − 1 .. i + 1
+                for r in range(max(0, i - 1), min(tiles.numblocks[0], i + 2)):
+                    hold += [(tiles.name, r, c, 0) for c in range(tiles.numblocks[1])]
             row = (array_path, lead, i)
             for k in range(len(col_edges) - 1):
                 key = "_".join(map(str, (*lead, i, k)))
                 marker = markers / key
                 if marker.exists():
-                    yield _Block(item, array_path, key, None, row, hold)
+                    yield _Block(
+                        item, array_path, key, None, row=row, hold=hold, held_by_caller=held
+                    )
                     continue
                 region: list[Any] = [slice(None)] * ndim
                 for axis, index in zip(item.plane_axes, lead, strict=True):
                     region[axis] = index
                 region[item.y_axis] = slice(row_edges[i], row_edges[i + 1])
                 region[item.x_axis] = slice(col_edges[k], col_edges[k + 1])
-                block = delayed[(i, k) + (0,) * (plane.ndim - 2)]
-                task = dask.delayed(_write_block, pure=False)(
-                    block,
+                write = (
                     os.fspath(output),
                     array_path,
                     tuple(region),
                     channel_first,
                     os.fspath(marker),
                 )
-                yield _Block(item, array_path, key, task, row, hold)
+                source = (plane.name, i, k, *rest)
+                yield _Block(item, array_path, key, graph, source, write, row, hold, held)
 
 
 def _planes(item: _Item, array: Any) -> Iterator[tuple[tuple[int, ...], Any]]:
@@ -632,7 +686,7 @@ def _run_tasks(
     """Compute the write tasks row by row; record per-item failures; report progress."""
     from distributed import as_completed
 
-    todo = [b for b in blocks if b.task is not None]
+    todo = [b for b in blocks if b.graph is not None]
     skipped = len(blocks) - len(todo)
     report.skipped += skipped
     if not todo:
@@ -648,17 +702,28 @@ def _run_tasks(
     def submit() -> None:
         nonlocal submitted
         row = rows[submitted]
-        for tile in row[0].hold:
-            if tile.key not in held:
-                held[tile.key] = client.compute(tile, optimize_graph=False)
-        futures = client.compute([b.task for b in row], optimize_graph=False)
-        for future, block in zip(futures, row, strict=True):
+        graph, outside = row[0].graph, row[0].held_by_caller
+        assert graph is not None  # rows hold only the blocks still to write
+        previous = rows[submitted - 1][0].graph if submitted else None
+        if previous is not None and previous is not graph:
+            previous.release()  # the previous plane's rows are all submitted
+        new_tiles = [key for key in row[0].hold if key not in held]
+        if new_tiles:
+            tasks = graph.cull(new_tiles, outside)
+            held.update(zip(new_tiles, client.get(tasks, new_tiles, sync=False), strict=True))
+        tasks = graph.cull([b.source for b in row], held.keys() | outside)
+        keys = []
+        for block in row:
+            key, task = block.write_task()
+            tasks[key] = task
+            keys.append(key)
+        for future, block in zip(client.get(tasks, keys, sync=False), row, strict=True):
             owner[future.key] = (block, submitted)
             pending.add(future)
         submitted += 1
 
     def release_unneeded() -> None:
-        needed = {tile.key for j in range(submitted) if left[j] > 0 for tile in rows[j][0].hold}
+        needed = {key for j in range(submitted) if left[j] > 0 for key in rows[j][0].hold}
         for key in [k for k in held if k not in needed]:
             held.pop(key).release()
 
@@ -876,7 +941,9 @@ def run_batch(
             if _array_complete(output, item, kind):
                 continue
 
-            def lazy_planes(item: _Item = item) -> Iterator[tuple[tuple[int, ...], Any, Any]]:
+            def lazy_planes(
+                item: _Item = item,
+            ) -> Iterator[tuple[tuple[int, ...], Any, Any, frozenset]]:
                 for lead, plane in _planes(item, item.source):
                     # Detect each plane's grid once and hold the result while its rows of
                     # blocks are submitted one after the other.
@@ -893,7 +960,7 @@ def run_batch(
                         grid=grid,
                         precision=precision,
                     )
-                    yield lead, built.result.image, built.tiles
+                    yield lead, built.result.image, built.tiles, frozenset({grid.key})
 
             blocks += _blocks(item, item_levels[0][0], lazy_planes(), output)
         _run_tasks(cluster.client, blocks, report, failures, on_progress, "level 0")
@@ -909,7 +976,9 @@ def run_batch(
                 for level, ((above, _, _), (path, _, chunks)) in enumerate(pairs, start=1):
                     upper = da.from_zarr(os.fspath(output), component=above)
                     lower = _downsample(upper, item).rechunk(chunks)
-                    planes = ((lead, plane, None) for lead, plane in _planes(item, lower))
+                    planes = (
+                        (lead, plane, None, frozenset()) for lead, plane in _planes(item, lower)
+                    )
                     blocks = list(_blocks(item, path, planes, output))
                     stage = f"pyramid level {level}"
                     _run_tasks(cluster.client, blocks, report, failures, on_progress, stage)

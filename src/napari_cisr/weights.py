@@ -48,30 +48,36 @@ PRETRAINED: dict[str, WeightSpec] = {
         variant="lite",
         scale=2,
         filename="lite-x2.safetensors",
-        sha256="1305583fb3fd2f57e17e0e7bb737cb6bfc5d0785597c063ae960ffee84f16b27",
+        sha256="2d9350d9b04b413fcc06a5fc58d4cb9b7652a733334593875149e1bee1d893ea",
         description=(
             "configs/lite-x2.json (1800 steps), lite-x2-stage2.json (best at 900), then "
-            "lite-x2-stage3.json (best at 1250; docs/models.md)"
+            "lite-x2-stage3.json (best at 1250), then "
+            "lite-x2-stage5.json on a GPU with more photos (best at 1500), "
+            "lite-x2-stage6.json (best at 250), then lite-x2-stage7.json on the CPU with more "
+            "photos again (best at 4750; docs/models.md)"
         ),
     ),
     "lite-x3": WeightSpec(
         variant="lite",
         scale=3,
         filename="lite-x3.safetensors",
-        sha256="18958d409ed982dd5c15f721e662b58264b72f9974388437788392a4542f0b97",
+        sha256="2dbee1c0d07acd90ac2898976a5321c5593fbd319bf1448047c919d664c78a5c",
         description=(
             "configs/lite-x3.json (1000 steps), lite-x3-stage2.json (best at 2000), then "
-            "lite-x3-stage3.json on a GPU (best at 250; docs/models.md)"
+            "lite-x3-stage3.json on a GPU (best at 250), "
+            "then lite-x3-stage4.json with more photos (best at 1250), then "
+            "lite-x3-stage6.json on the CPU with more photos again (best at 2250; docs/models.md)"
         ),
     ),
     "lite-x4": WeightSpec(
         variant="lite",
         scale=4,
         filename="lite-x4.safetensors",
-        sha256="c5dd84ceaa1fa1d2ee608f1a2e1d2cfa291c05d5c87755feb132f66fccfcbf9f",
+        sha256="7bdb040d045c0256168bcc0109b3141cc07823a8f36da222a40255c36965431d",
         description=(
             "configs/lite-x4.json (1000 CPU steps), then lite-x4-stage2.json on a GPU "
-            "(best at 500; docs/models.md)"
+            "(best at 500), then lite-x4-stage3.json with more photos (best at 1250) and "
+            "lite-x4-stage4.json (best at 500; docs/models.md)"
         ),
     ),
 }
@@ -185,9 +191,9 @@ def resolve_precision(precision: str, device: torch.device) -> torch.dtype:
     """The compute dtype of inference: 'auto' → bfloat16 where ``device`` has it natively.
 
     bfloat16 autocast is about 2x faster on a CPU with AVX512-BF16
-    (``benchmarks/throughput.py``) and changes Y-PSNR by less than a thousandth of a dB in
-    every configuration measured (``benchmarks/precision.py``; the network keeps its
-    per-pixel bandwidth and skip weights in float32). On CUDA it is no faster than float32 but
+    (``benchmarks/throughput.py``) and changes Y-PSNR by at most 0.003 dB in every
+    configuration measured (``benchmarks/precision.py``; the network keeps its per-pixel
+    bandwidth and skip weights in float32). On CUDA it is no faster than float32 but
     needs less memory (docs/benchmarks.md).
     """
     if precision not in PRECISIONS:
