@@ -11,7 +11,7 @@
 #
 # Needs python3 with torch (CUDA), numpy, pillow, safetensors and scikit-image; the package is
 # used from src/ (nothing installed). The mate-backgrounds photos come from .gpu/photos when the
-# machine lacks /usr/share/backgrounds/mate/nature; the configs' data/photos (scripts/fetch_photos.sh)
+# machine lacks /usr/share/backgrounds/mate/nature; the configs' data/ folders (scripts/fetch_photos.sh)
 # must be carried along. Everything worth keeping ends up in $OUT.
 set -u
 OUT=${OUT:-gpu-out}
