@@ -73,11 +73,12 @@ PRETRAINED: dict[str, WeightSpec] = {
         variant="lite",
         scale=4,
         filename="lite-x4.safetensors",
-        sha256="7bdb040d045c0256168bcc0109b3141cc07823a8f36da222a40255c36965431d",
+        sha256="5b26192b0f3e6c3447bd57b22b93cf51053ca51fafa3094ced3b7a26cf3ab292",
         description=(
             "configs/lite-x4.json (1000 CPU steps), then lite-x4-stage2.json on a GPU "
             "(best at 500), then lite-x4-stage3.json with more photos (best at 1250) and "
-            "lite-x4-stage4.json (best at 500; docs/models.md)"
+            "lite-x4-stage4.json (best at 500), then lite-x4-stage5.json on the CPU with more "
+            "photos again (stopped at 500 of 1000 steps, best at 500; docs/models.md)"
         ),
     ),
 }
