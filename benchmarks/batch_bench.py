@@ -11,7 +11,8 @@ mirroring) compressed as JPEG q30, written once to ``--workdir``.
 
 ``submit`` times, on a scheduler without workers (nothing is computed), how long one tile
 takes to reach the scheduler when submitted with the graph of its whole plane (as a collection
-would be) and with the plane's graph culled to what the tile needs (as batch does).
+would be) and with the plane's graph culled to what the tile needs (as batch does), and
+measures the memory of the plane's materialised graph (``tracemalloc``).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ import shutil
 import subprocess
 import sys
 import time
+import tracemalloc
 from pathlib import Path
 
 import numpy as np
@@ -137,10 +139,19 @@ def submit_cost(size: int, scale: int, weights: str, tiles: int = 8) -> dict:
     tiles = min(tiles, built.tiles.numblocks[1])
     # Whole-plane graphs for tiles of row 0, culled graphs for tiles of row 1: no key is shared.
     names = [(built.tiles.name, 1, c, 0) for c in range(tiles)]
-    graph = _PlaneGraph(built.result.image.__dask_graph__())
     start = time.perf_counter()
-    n_tasks = len(graph.tasks)  # materialised once per plane
+    n_tasks = len(_PlaneGraph(built.result.image.__dask_graph__()).tasks)
     materialise = time.perf_counter() - start
+    # Again, traced, on a copy of the collection: the memory the materialised tasks hold.
+    copy = build_tiled_dask(
+        image, scale, weights, None, tile, "cpu", halo=model_halo(config), grid=grid
+    )
+    graph = _PlaneGraph(copy.result.image.__dask_graph__())
+    del copy
+    tracemalloc.start()
+    graph.tasks  # noqa: B018
+    graph_bytes = tracemalloc.get_traced_memory()[0]
+    tracemalloc.stop()
     delayed = built.tiles.to_delayed(optimize_graph=False)[0].ravel()
     with (
         LocalCluster(n_workers=0, processes=False, dashboard_address=None) as cluster,
@@ -170,6 +181,7 @@ def submit_cost(size: int, scale: int, weights: str, tiles: int = 8) -> dict:
         "lr_size": size,
         "graph_tasks": n_tasks,
         "materialise_s": materialise,
+        "graph_bytes": graph_bytes,
         "whole_plane_s_per_tile": whole,
         "culled_s_per_tile": culled,
     }
@@ -234,7 +246,7 @@ def main() -> None:
             results.append(row)
             print(
                 f"{size}² LR, {row['graph_tasks']} tasks (materialised in "
-                f"{row['materialise_s']:.2f} s): per tile "
+                f"{row['materialise_s']:.2f} s, {row['graph_bytes'] / 2**20:.1f} MiB): per tile "
                 f"{row['whole_plane_s_per_tile'] * 1e3:.1f} ms with the whole plane's graph, "
                 f"{row['culled_s_per_tile'] * 1e3:.1f} ms culled",
                 flush=True,
