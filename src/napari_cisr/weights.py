@@ -73,12 +73,13 @@ PRETRAINED: dict[str, WeightSpec] = {
         variant="lite",
         scale=4,
         filename="lite-x4.safetensors",
-        sha256="5b26192b0f3e6c3447bd57b22b93cf51053ca51fafa3094ced3b7a26cf3ab292",
+        sha256="b4698671d99ce813bd678614e82b2a9650db76c92eaa884777fa182aaf05b41d",
         description=(
             "configs/lite-x4.json (1000 CPU steps), then lite-x4-stage2.json on a GPU "
             "(best at 500), then lite-x4-stage3.json with more photos (best at 1250) and "
             "lite-x4-stage4.json (best at 500), then lite-x4-stage5.json on the CPU with more "
-            "photos again (stopped at 500 of 1000 steps, best at 500; docs/models.md)"
+            "photos again (stopped at 500 of 1000 steps, best at 500) and "
+            "lite-x4-stage6.json (best at 2250; docs/models.md)"
         ),
     ),
 }
