@@ -5,9 +5,16 @@ workers as threads of that process), which reports its own peak RSS (``ru_maxrss
 time. Inputs are zarr arrays of ``size``² LR pixels, RGB uint8, made from a real photo (tiled by
 mirroring) compressed as JPEG q30, written once to ``--workdir``.
 
-    python benchmarks/batch_bench.py memory --sizes 2048 4096 --weights lite --held-mib 0 100000
+    python benchmarks/batch_bench.py memory --sizes 2048 4096 --stacks 4x2048 --repeats 3
+    python benchmarks/batch_bench.py memory --sizes 2048 4096 --held-mib 100000 --as-before
     python benchmarks/batch_bench.py scaling --size 1024 --weights lite
     python benchmarks/batch_bench.py submit --sizes 2048 4096 8192
+
+``--stacks PxS`` adds inputs of P planes of S² (the same content), as much work as one plane of
+(√P·S)² but planes no larger than S². ``--repeats`` runs each input several times (peak RSS
+is a maximum over a run, so single runs are noisy) and reports the median and the range.
+``--as-before`` turns off, in the child, what batch does to keep memory flat (bands of block
+columns, no worker profiler, returning free heap memory after each block), for comparison.
 
 ``submit`` times, on a scheduler without workers (nothing is computed), how long one tile
 takes to reach the scheduler when submitted with the graph of its whole plane (as a collection
@@ -33,23 +40,24 @@ import numpy as np
 HERE = Path(__file__).resolve().parent
 
 
-def make_input(workdir: Path, size: int, scale: int) -> Path:
-    """A size² RGB uint8 zarr array of JPEG-q30 content (512² zarr chunks)."""
+def make_input(workdir: Path, size: int, scale: int, planes: int = 1) -> Path:
+    """A size² RGB uint8 zarr array (or stack of ``planes``) of JPEG-q30 content (512² chunks)."""
     import zarr
 
     sys.path.insert(0, os.fspath(HERE))
     from throughput import _test_image
 
-    path = workdir / f"input-{size}.zarr"
+    path = workdir / (f"input-{size}.zarr" if planes == 1 else f"input-{planes}x{size}.zarr")
     if path.exists():
         return path
     block = _test_image(min(size, 1024), scale)
     reps = -(-size // block.shape[0])
     image = np.tile(block, (reps, reps, 1))[:size, :size]
-    array = zarr.create_array(
-        os.fspath(path), shape=image.shape, chunks=(512, 512, 3), dtype=np.uint8
-    )
-    array[...] = image
+    shape, chunks = image.shape, (512, 512, 3)
+    if planes > 1:
+        shape, chunks = (planes, *shape), (1, *chunks)
+    array = zarr.create_array(os.fspath(path), shape=shape, chunks=chunks, dtype=np.uint8)
+    array[...] = np.broadcast_to(image, shape)
     return path
 
 
@@ -61,6 +69,10 @@ def child(args: argparse.Namespace) -> None:
     (held_mib,) = args.held_mib
     if held_mib:  # the in-memory cap of held tiles per worker (0: batch's default)
         batch.HELD_BYTES_PER_WORKER = held_mib * 2**20
+    if args.as_before:
+        batch._MIN_BAND = 10**9  # rows of blocks as wide as the image
+        batch._MALLOC_TRIM = None  # free heap memory stays with malloc
+        batch._WORKER_PROFILER = True
 
     start = time.perf_counter()
     report = run_batch(
@@ -111,6 +123,8 @@ def measure(
     ]
     if args.tile:
         command += ["--tile", str(args.tile)]
+    if args.as_before:
+        command.append("--as-before")
     env = dict(os.environ)
     if args.glibc_arenas:  # glibc's default (8 per core) instead of batch's limit of 2
         env["MALLOC_ARENA_MAX"] = str(8 * (os.cpu_count() or 1))
@@ -192,7 +206,7 @@ def main() -> None:
     parser.add_argument("mode", choices=("memory", "scaling", "submit", "child"))
     parser.add_argument("--weights", default="lite")
     parser.add_argument("--scale", type=int, default=2)
-    parser.add_argument("--sizes", type=int, nargs="+", default=[2048, 4096])
+    parser.add_argument("--sizes", type=int, nargs="*", default=[2048, 4096])
     parser.add_argument("--size", type=int, default=1024)
     parser.add_argument("--tile", type=int, default=0, help="0: batch's automatic tile")
     parser.add_argument("--workdir", type=Path, default=Path("/tmp/napari-cisr-bench"))
@@ -206,6 +220,13 @@ def main() -> None:
         default=[0],
         help="memory: in-memory cap of held tiles per worker, MiB (0: batch's default); "
         "a huge value turns spilling off",
+    )
+    parser.add_argument(
+        "--stacks", nargs="*", default=[], help="memory: stacks of planes, as PLANESxSIZE"
+    )
+    parser.add_argument("--repeats", type=int, default=1, help="memory: runs per input")
+    parser.add_argument(
+        "--as-before", action="store_true", help="without batch's memory-flattening measures"
     )
     parser.add_argument("--json", type=Path)
     # child-only
@@ -224,20 +245,40 @@ def main() -> None:
     if args.mode == "memory":
         from napari_cisr.batch import HELD_BYTES_PER_WORKER
 
+        inputs = [(1, size) for size in args.sizes]
+        inputs += [tuple(int(n) for n in spec.split("x")) for spec in args.stacks]
         for held in args.held_mib:
-            for size in args.sizes:
-                source = make_input(args.workdir, size, args.scale)
-                row = measure(source, args.workdir / "out.zarr", args, 1, cores, held)
-                row.update(
-                    lr_size=size, workers=1, threads=cores, glibc_arenas=args.glibc_arenas,
-                    held_mib=held or HELD_BYTES_PER_WORKER // 2**20,
-                )  # fmt: skip
-                row["output_mpix_per_s"] = (args.scale * size) ** 2 / 1e6 / row["seconds"]
+            for planes, size in inputs:
+                source = make_input(args.workdir, size, args.scale, planes)
+                runs = [
+                    measure(source, args.workdir / "out.zarr", args, 1, cores, held)
+                    for _ in range(args.repeats)
+                ]
+                peaks = sorted(run["peak_rss"] for run in runs)
+                row = {
+                    "seconds": float(np.median([run["seconds"] for run in runs])),
+                    "peak_rss": int(np.median(peaks)),
+                    "peak_rss_min": peaks[0],
+                    "peak_rss_max": peaks[-1],
+                    "runs": runs,
+                    "blocks": runs[0]["blocks"],
+                    "ok": all(run["ok"] for run in runs),
+                    "lr_size": size,
+                    "planes": planes,
+                    "workers": 1,
+                    "threads": cores,
+                    "glibc_arenas": args.glibc_arenas,
+                    "as_before": args.as_before,
+                    "held_mib": held or HELD_BYTES_PER_WORKER // 2**20,
+                }
+                pixels = planes * (args.scale * size) ** 2
+                row["output_mpix_per_s"] = pixels / 1e6 / row["seconds"]
                 results.append(row)
                 print(
-                    f"held ≤ {row['held_mib']} MiB, {size}² LR → {args.scale * size}²: "
+                    f"held ≤ {row['held_mib']} MiB, {planes} × {size}² LR → {args.scale * size}²: "
                     f"{row['seconds']:.1f} s ({row['output_mpix_per_s']:.3f} MPix/s), "
-                    f"{row['blocks']} blocks, peak RSS {row['peak_rss'] / 2**30:.2f} GiB",
+                    f"{row['blocks']} blocks, peak RSS {row['peak_rss'] / 2**30:.2f} GiB "
+                    f"({peaks[0] / 2**30:.2f}-{peaks[-1] / 2**30:.2f}, {len(runs)} runs)",
                     flush=True,
                 )
     elif args.mode == "submit":

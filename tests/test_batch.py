@@ -13,6 +13,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -165,6 +166,36 @@ def test_each_submission_carries_only_what_its_row_needs(tmp_path, weights, monk
     assert largest[7] == largest[3]
 
 
+def test_wide_images_go_in_bands_computing_each_tile_once(tmp_path, weights, monkeypatch):
+    """A row of blocks is a band's width, not the image's; tiles on a band's edge are kept."""
+    import distributed
+
+    submitted: list[dict] = []
+    submit = distributed.Client.get
+
+    def recording_get(self, dsk, keys, **kwargs):
+        submitted.append(dsk)
+        return submit(self, dsk, keys, **kwargs)
+
+    monkeypatch.setattr(distributed.Client, "get", recording_get)
+    largest = {}
+    for columns in (9, 17):  # bands of 4 block columns (one worker thread): 3 and 5 bands
+        image = _photo((3 * TILE, columns * TILE, 3), seed=columns)
+        source = tmp_path / f"columns-{columns}.zarr"
+        zarr.create_array(os.fspath(source), data=image, chunks=(TILE, TILE, 3))
+        submitted.clear()
+        out = tmp_path / f"out-{columns}.zarr"
+        assert run_batch(source, out, 2, weights, tile=TILE, workers=1).ok
+        tiles = Counter(
+            key for dsk in submitted for key in dsk if str(key[0]).startswith("cisr-tiles")
+        )
+        assert len(tiles) == 3 * columns and set(tiles.values()) == {1}
+        largest[columns] = max(map(len, submitted))
+        written = zarr.open_array(os.fspath(out), mode="r")[...]
+        np.testing.assert_array_equal(written, _expected(image, weights))
+    assert largest[17] == largest[9]
+
+
 def test_corrupt_image_is_listed_and_the_rest_processed(folder, weights, tmp_path, capsys):
     good = (folder / "rgb.jpg").read_bytes()
     (folder / "broken.jpg").write_bytes(good[: len(good) // 3])
@@ -210,6 +241,48 @@ def test_zarr_stack_v2_in_zarr_v2_out(tmp_path, weights):
     for k in range(3):
         np.testing.assert_array_equal(result[k], _expected(stack[k], weights))
     assert _state(out)["complete"] is True
+
+
+def test_stack_planes_are_built_as_they_are_reached(tmp_path, weights, monkeypatch):
+    """A long stack costs per plane what one plane costs: graphs built lazily, each its own."""
+    import distributed
+
+    from napari_cisr import batch
+
+    events: list[str] = []
+    sizes: dict[int, list[int]] = {}
+    build, get = tiling.build_tiled_dask, distributed.Client.get
+    tasks = batch._PlaneGraph.tasks.fget
+
+    def recording_build(*args, **kwargs):
+        events.append("build")
+        return build(*args, **kwargs)
+
+    def recording_get(self, dsk, keys, **kwargs):
+        events.append("submit")
+        return get(self, dsk, keys, **kwargs)
+
+    def recording_tasks(self):
+        if self._tasks is None:
+            sizes[planes].append(len(tasks(self)))
+        return tasks(self)
+
+    monkeypatch.setattr(tiling, "build_tiled_dask", recording_build)
+    monkeypatch.setattr(distributed.Client, "get", recording_get)
+    monkeypatch.setattr(batch._PlaneGraph, "tasks", property(recording_tasks))
+    for planes in (2, 6):
+        stack = np.stack([_photo((TILE, 2 * TILE, 3), seed) for seed in range(planes)])
+        source = tmp_path / f"stack-{planes}.zarr"
+        zarr.create_array(os.fspath(source), data=stack, chunks=(1, TILE, TILE, 3))
+        events.clear()
+        sizes[planes] = []
+        out = tmp_path / f"out-{planes}.zarr"
+        assert run_batch(source, out, 2, weights, tile=TILE).ok
+        assert events.index("submit") <= 2  # this plane and, looked ahead, the next
+        written = zarr.open_array(os.fspath(out), mode="r")
+        for k in (0, planes - 1):
+            np.testing.assert_array_equal(written[k], _expected(stack[k], weights))
+    assert len(set(sizes[2] + sizes[6])) == 1  # every plane's graph the same size
 
 
 @pytest.mark.parametrize(

@@ -36,6 +36,7 @@ even then only when it is a zarr store (a non-zarr folder is never deleted).
 
 from __future__ import annotations
 
+import collections
 import itertools
 import logging
 import math
@@ -43,7 +44,7 @@ import os
 import shutil
 import tempfile
 import time
-from collections.abc import Callable, Container, Iterator
+from collections.abc import Callable, Container, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -412,7 +413,36 @@ def _write_block(
     data = np.moveaxis(block, -1, 0) if channel_first else block
     array[region] = data
     Path(marker).touch()
+    _return_free_memory()
     return int(block.size)
+
+
+def _return_free_memory() -> None:
+    """Give the C heap's free pages back to the system (glibc only; elsewhere a no-op).
+
+    Each block frees the network's activations and the tile buffers it used; glibc keeps such
+    memory cached in its arenas, in pieces that fragment as tiles of different shapes come and
+    go, so without this the resident memory of a batch creeps up with the work it has done
+    (docs/benchmarks.md).
+    """
+    if _MALLOC_TRIM is not None:
+        _MALLOC_TRIM(0)
+
+
+def _find_malloc_trim() -> Any:
+    import ctypes
+    import ctypes.util
+    import platform
+
+    if platform.system() != "Linux":
+        return None
+    try:
+        return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").malloc_trim
+    except (OSError, AttributeError):  # not glibc
+        return None
+
+
+_MALLOC_TRIM = _find_malloc_trim()
 
 
 class _PlaneGraph:
@@ -425,9 +455,10 @@ class _PlaneGraph:
     caller already holds as futures (the plane's detected grid, the tiles of earlier rows).
     """
 
-    def __init__(self, graph: Any) -> None:
+    def __init__(self, graph: Any, held: dict | None = None) -> None:
         self._collection_graph = graph
         self._tasks: dict | None = None
+        self.held = held or {}  # key → future: keys of the plane the caller holds
 
     @property
     def tasks(self) -> dict:
@@ -458,8 +489,12 @@ class _PlaneGraph:
         return out
 
     def release(self) -> None:
-        """Drop the materialised tasks (the plane's rows are all submitted)."""
+        """Drop the materialised tasks and held futures (the plane's rows are all submitted).
+
+        The scheduler keeps a held result for as long as submitted tasks still need it.
+        """
         self._tasks = None
+        self.held = {}
 
 
 @dataclass
@@ -470,7 +505,7 @@ class _Block:
     graph: _PlaneGraph | None  # None: already written (its marker exists)
     source: Any = None  # key of the output block in ``graph``
     write: tuple = ()  # the arguments of ``_write_block`` after the block
-    row: tuple = ()  # (array, plane, block row): blocks of a row are submitted together
+    row: tuple = ()  # (array, plane, band, block row): blocks of a row are submitted together
     hold: list = field(default_factory=list)  # keys of the network tiles the row needs
     held_by_caller: frozenset = frozenset()  # keys of the plane the caller holds as futures
 
@@ -486,52 +521,61 @@ class _Block:
 def _blocks(
     item: _Item,
     array_path: str,
-    lazy_planes: Iterator[tuple[tuple[int, ...], Any, Any, frozenset]],
+    lazy_planes: Iterator[tuple[tuple[int, ...], Any, Any, dict]],
     output: Path,
+    band: int,
 ) -> Iterator[_Block]:
     """Write tasks for every not-yet-marked block of the lazy output planes of one array.
 
-    ``lazy_planes`` yields (lead index, lazy output plane, its network tiles or None, keys of
-    the plane held as futures by the caller). Keys are those of the unoptimised graphs, so
-    that they stay the same across the row-by-row submissions.
+    ``lazy_planes`` yields (lead index, lazy output plane, its network tiles or None, the
+    futures its graph depends on, by key: held until the plane's rows are all submitted).
+    Keys are those of the unoptimised graphs, so that they stay the same across the
+    row-by-row submissions. Blocks come in vertical bands
+    of ``band`` block columns, row by row within a band: a row of blocks (what is submitted
+    at once) and the tiles it needs stay the same size however wide the image.
     """
     markers = _marker_dir(output, array_path)
     markers.mkdir(parents=True, exist_ok=True)
     channel_first = item.rgb_axis is not None and item.rgb_axis < item.y_axis
     ndim = item.source.ndim
-    for lead, plane, tiles, held in lazy_planes:
+    for lead, plane, tiles, futures in lazy_planes:
         row_edges = np.cumsum((0, *plane.chunks[0])).tolist()
         col_edges = np.cumsum((0, *plane.chunks[1])).tolist()
-        graph = _PlaneGraph(plane.__dask_graph__())
+        n_rows, n_cols = len(row_edges) - 1, len(col_edges) - 1
+        graph = _PlaneGraph(plane.__dask_graph__(), futures)
+        held = frozenset(futures)
         rest = (0,) * (plane.ndim - 2)
-        for i in range(len(row_edges) - 1):
-            hold = []
-            if tiles is not None:  # output row i blends tile rows i − 1 .. i + 1
-                for r in range(max(0, i - 1), min(tiles.numblocks[0], i + 2)):
-                    hold += [(tiles.name, r, c, 0) for c in range(tiles.numblocks[1])]
-            row = (array_path, lead, i)
-            for k in range(len(col_edges) - 1):
-                key = "_".join(map(str, (*lead, i, k)))
-                marker = markers / key
-                if marker.exists():
-                    yield _Block(
-                        item, array_path, key, None, row=row, hold=hold, held_by_caller=held
+        for k0 in range(0, n_cols, band):
+            k1 = min(k0 + band, n_cols)
+            for i in range(n_rows):
+                hold = []
+                if tiles is not None:  # output block (i, k) blends tiles (i ± 1, k ± 1)
+                    columns = range(max(0, k0 - 1), min(n_cols, k1 + 1))
+                    for r in range(max(0, i - 1), min(n_rows, i + 2)):
+                        hold += [(tiles.name, r, c, 0) for c in columns]
+                row = (array_path, lead, k0, i)
+                for k in range(k0, k1):
+                    key = "_".join(map(str, (*lead, i, k)))
+                    marker = markers / key
+                    if marker.exists():
+                        yield _Block(
+                            item, array_path, key, None, row=row, hold=hold, held_by_caller=held
+                        )
+                        continue
+                    region: list[Any] = [slice(None)] * ndim
+                    for axis, index in zip(item.plane_axes, lead, strict=True):
+                        region[axis] = index
+                    region[item.y_axis] = slice(row_edges[i], row_edges[i + 1])
+                    region[item.x_axis] = slice(col_edges[k], col_edges[k + 1])
+                    write = (
+                        os.fspath(output),
+                        array_path,
+                        tuple(region),
+                        channel_first,
+                        os.fspath(marker),
                     )
-                    continue
-                region: list[Any] = [slice(None)] * ndim
-                for axis, index in zip(item.plane_axes, lead, strict=True):
-                    region[axis] = index
-                region[item.y_axis] = slice(row_edges[i], row_edges[i + 1])
-                region[item.x_axis] = slice(col_edges[k], col_edges[k + 1])
-                write = (
-                    os.fspath(output),
-                    array_path,
-                    tuple(region),
-                    channel_first,
-                    os.fspath(marker),
-                )
-                source = (plane.name, i, k, *rest)
-                yield _Block(item, array_path, key, graph, source, write, row, hold, held)
+                    source = (plane.name, i, k, *rest)
+                    yield _Block(item, array_path, key, graph, source, write, row, hold, held)
 
 
 def _planes(item: _Item, array: Any) -> Iterator[tuple[tuple[int, ...], Any]]:
@@ -545,7 +589,23 @@ def _planes(item: _Item, array: Any) -> Iterator[tuple[tuple[int, ...], Any]]:
         plane = array[tuple(index)]
         if channel_first:
             plane = plane.transpose(1, 2, 0)
-        yield lead, plane
+        yield lead, _culled(plane)
+
+
+def _culled(array: Any) -> Any:
+    """``array`` with its graph culled to the tasks it needs.
+
+    A plane sliced from a stack carries the tasks of every plane's chunks, and batch
+    materialises each plane's graph: without this a stack of N planes costs N² tasks.
+    """
+    import dask.array as da
+    from dask.core import flatten
+    from dask.highlevelgraph import HighLevelGraph
+    from dask.optimization import cull
+
+    tasks, _ = cull(dict(array.__dask_graph__()), list(flatten(array.__dask_keys__())))
+    graph = HighLevelGraph.from_collections(array.name, tasks, dependencies=())
+    return da.Array(graph, array.name, array.chunks, meta=array._meta)
 
 
 def _downsample(array: Any, item: _Item) -> Any:
@@ -567,10 +627,17 @@ def _downsample(array: Any, item: _Item) -> Any:
 
 
 #: Bytes of computed tiles a local worker keeps in memory; beyond that dask.distributed spills
-#: the least recently used ones to its scratch folder on disk. Batch holds three rows of tile
-#: predictions, and a row is as wide as the image: the cap keeps the tiles held in memory from
-#: growing with the width (peak memory still grows with the image: docs/benchmarks.md).
+#: the least recently used ones to its scratch folder on disk. Batch holds three rows of a
+#: band's tile predictions, and the two columns of tiles beside the band's edges for as long
+#: as the image is tall (so that the next band need not compute them again): the cap keeps
+#: the tiles held in memory from growing with the image (docs/benchmarks.md).
 HELD_BYTES_PER_WORKER = 64 * 2**20
+
+
+#: Whether local workers run dask.distributed's statistical profiler. It keeps a per-second
+#: history of sampled stacks for 1000 s (``distributed.admin.low-level-log-length``): memory
+#: that grows with the batch's duration, for a dashboard a local batch never shows.
+_WORKER_PROFILER = False
 
 
 class _Cluster:
@@ -605,6 +672,7 @@ class _Cluster:
                     f"cannot reach the dask scheduler at '{scheduler}': {reason}"
                 ) from None
             self.workers = max(1, len(self.client.scheduler_info().get("workers", {})))
+            self.threads = max(1, sum(self.client.nthreads().values()))
             return
         import dask
         import torch
@@ -613,6 +681,7 @@ class _Cluster:
 
         _limit_malloc_arenas()
         self.workers = max(1, workers or 1)
+        self.threads = self.workers  # one thread per local worker
         cores = os.cpu_count() or 1
         self.saved_threads = torch.get_num_threads()
         torch.set_num_threads(threads or max(1, cores // self.workers))
@@ -626,6 +695,7 @@ class _Cluster:
             "distributed.worker.memory.spill": False,
             "distributed.worker.memory.pause": False,
             "distributed.worker.memory.terminate": False,
+            "distributed.worker.profile.enabled": _WORKER_PROFILER,
         }
         with dask.config.set(memory):
             self.cluster = LocalCluster(
@@ -649,12 +719,21 @@ class _Cluster:
 
 #: Rows of output blocks in flight at once. Output row i blends the network tiles of rows
 #: i − 1 .. i + 1. Rows are submitted one after the other, and the tiles a submitted row needs
-#: are held as futures until no row in flight needs them: memory stays at three rows of tiles
-#: and no tile is computed twice (tile row i + 1, computed for row i, is kept for row i + 1).
-#: The workers stay busy: while a row's last blocks wait for the tiles below it, those tiles
-#: are what the workers compute. Submitting everything at once lets the scheduler run ahead
-#: and hold the tiles of a whole image.
+#: are held as futures until no row, in flight or to come, needs them: no tile is computed
+#: twice (tile row i + 1, computed for row i, is kept for row i + 1; the tile columns on either
+#: side of a band's edge, for the band beside it). The workers stay busy: while a row's last
+#: blocks wait for the tiles below it, those tiles are what the workers compute. Submitting
+#: everything at once lets the scheduler run ahead and hold the tiles of a whole image.
 _ROWS_IN_FLIGHT = 1
+
+#: Fewest block columns in a band (see :func:`_blocks`); a band is also at least two blocks
+#: per worker thread, so that a row keeps every thread of the cluster busy.
+_MIN_BAND = 4
+
+
+def _band_width(threads: int) -> int:
+    """Block columns per band for a cluster of ``threads`` worker threads."""
+    return max(_MIN_BAND, 2 * threads)
 
 
 def _limit_malloc_arenas(arenas: int = 2) -> None:
@@ -681,36 +760,53 @@ def _limit_malloc_arenas(arenas: int = 2) -> None:
 
 def _run_tasks(
     client: Any,
-    blocks: list[_Block],
+    blocks: Iterable[_Block],
+    total: int,
+    skipped: int,
     report: BatchReport,
     failures: dict[str, str],
     on_progress: Callable[[BatchProgress], None] | None,
     stage: str,
 ) -> None:
-    """Compute the write tasks row by row; record per-item failures; report progress."""
+    """Compute the write tasks row by row; record per-item failures; report progress.
+
+    ``blocks`` is consumed lazily, one plane at a time (a plane's graph is built only when its
+    first row is due); ``total`` of them are still to write, ``skipped`` were written before.
+    """
     from distributed import as_completed
 
-    todo = [b for b in blocks if b.graph is not None]
-    skipped = len(blocks) - len(todo)
     report.skipped += skipped
-    if not todo:
+    if not total:
         return
-    rows = [list(group) for _, group in itertools.groupby(todo, key=lambda b: b.row)]
     start = time.monotonic()
+    uses: collections.Counter = collections.Counter()  # tile key → rows still to need it
+
+    def rows_to_do() -> Iterator[list[_Block]]:
+        for _, plane in itertools.groupby(blocks, key=lambda b: b.row[:2]):
+            todo = [b for b in plane if b.graph is not None]
+            rows = [list(group) for _, group in itertools.groupby(todo, key=lambda b: b.row)]
+            uses.update(key for row in rows for key in row[0].hold)
+            yield from rows
+
+    rows = rows_to_do()
     owner: dict[str, tuple[_Block, int]] = {}
-    left = [len(row) for row in rows]
+    in_flight: dict[int, list] = {}  # submission index → [row, blocks left]
     held: dict[Any, Any] = {}  # tile key → future
     pending = as_completed()
     submitted = 0
+    graph: _PlaneGraph | None = None  # of the plane being submitted
 
     def submit() -> None:
-        nonlocal submitted
-        row = rows[submitted]
-        graph, outside = row[0].graph, row[0].held_by_caller
+        nonlocal submitted, graph
+        row = next(rows, None)
+        if row is None:
+            return
+        if row[0].graph is not graph:
+            if graph is not None:
+                graph.release()  # the previous plane's rows are all submitted
+            graph = row[0].graph
         assert graph is not None  # rows hold only the blocks still to write
-        previous = rows[submitted - 1][0].graph if submitted else None
-        if previous is not None and previous is not graph:
-            previous.release()  # the previous plane's rows are all submitted
+        outside = row[0].held_by_caller
         new_tiles = [key for key in row[0].hold if key not in held]
         if new_tiles:
             tasks = graph.cull(new_tiles, outside)
@@ -724,18 +820,21 @@ def _run_tasks(
         for future, block in zip(client.get(tasks, keys, sync=False), row, strict=True):
             owner[future.key] = (block, submitted)
             pending.add(future)
+        in_flight[submitted] = [row, len(row)]
         submitted += 1
 
-    def release_unneeded() -> None:
-        needed = {key for j in range(submitted) if left[j] > 0 for key in rows[j][0].hold}
-        for key in [k for k in held if k not in needed]:
-            held.pop(key).release()
+    def release_tiles(row: list[_Block]) -> None:
+        for key in row[0].hold:
+            uses[key] -= 1
+            if not uses[key]:
+                del uses[key]
+                held.pop(key).release()
 
-    while submitted < min(_ROWS_IN_FLIGHT, len(rows)):
+    for _ in range(_ROWS_IN_FLIGHT):
         submit()
     done = 0
     if on_progress is not None:
-        on_progress(BatchProgress(0, len(todo), 0.0, skipped, stage))
+        on_progress(BatchProgress(0, total, 0.0, skipped, stage))
     for future in pending:
         block, row_index = owner.pop(future.key)
         if future.status != "finished":
@@ -747,16 +846,23 @@ def _run_tasks(
             report.computed += 1
         done += 1
         future.release()
-        left[row_index] -= 1
-        if left[row_index] == 0:
-            if submitted < len(rows):
-                submit()  # before releasing: it may share tiles with the finished row
-            release_unneeded()
+        in_flight[row_index][1] -= 1
+        if not in_flight[row_index][1]:
+            submit()  # before releasing: it may share tiles with the finished row
+            release_tiles(in_flight.pop(row_index)[0])
         if on_progress is not None:
             elapsed = time.monotonic() - start
-            on_progress(BatchProgress(done, len(todo), elapsed, skipped, stage))
+            on_progress(BatchProgress(done, total, elapsed, skipped, stage))
+    if graph is not None:
+        graph.release()
     for future in held.values():
         future.release()
+
+
+def _written(output: Path, array_path: str) -> int:
+    """Blocks of an array a previous run of the job wrote (their markers exist)."""
+    markers = _marker_dir(output, array_path)
+    return sum(1 for _ in markers.iterdir()) if markers.is_dir() else 0
 
 
 # --------------------------------------------------------------------------------------------
@@ -939,20 +1045,26 @@ def run_batch(
                 if omero:
                     extra["omero"] = omero
             _create_store(output, kind, items, levels, fmt, job, ome, extra)
-        blocks: list[_Block] = []
-        grids: list[Any] = []  # futures holding each plane's detected grid
+        band = _band_width(cluster.threads)
+        streams: list[Iterator[_Block]] = []
+        total = skipped = 0
         for item, item_levels in zip(items, levels, strict=True):
             if _array_complete(output, item, kind):
                 continue
+            planes = math.prod(item.source.shape[a] for a in item.plane_axes)
+            lr_plane = (item.source.shape[item.y_axis], item.source.shape[item.x_axis])
+            written = _written(output, item_levels[0][0])
+            total += planes * plan_tiles(lr_plane, scale, core, halo).n_tiles - written
+            skipped += written
 
             def lazy_planes(
                 item: _Item = item,
-            ) -> Iterator[tuple[tuple[int, ...], Any, Any, frozenset]]:
+            ) -> Iterator[tuple[tuple[int, ...], Any, Any, dict]]:
                 for lead, plane in _planes(item, item.source):
                     # Detect each plane's grid once and hold the result while its rows of
                     # blocks are submitted one after the other.
-                    grid = lazy_grid(plane)
-                    grids.append(cluster.client.compute(grid, optimize_graph=False))
+                    lazy = lazy_grid(plane)
+                    grid = cluster.client.compute(lazy, optimize_graph=False)
                     built = build_tiled_dask(
                         plane,
                         scale,
@@ -961,13 +1073,14 @@ def run_batch(
                         core,
                         device,
                         halo=halo,
-                        grid=grid,
+                        grid=lazy,
                         precision=precision,
                     )
-                    yield lead, built.result.image, built.tiles, frozenset({grid.key})
+                    yield lead, built.result.image, built.tiles, {lazy.key: grid}
 
-            blocks += _blocks(item, item_levels[0][0], lazy_planes(), output)
-        _run_tasks(cluster.client, blocks, report, failures, on_progress, "level 0")
+            streams.append(_blocks(item, item_levels[0][0], lazy_planes(), output, band))
+        blocks = itertools.chain.from_iterable(streams)
+        _run_tasks(cluster.client, blocks, total, skipped, report, failures, on_progress, "level 0")
 
         # Pyramid levels, each from the level above it (as written, read back lazily).
         if multiscales is not None:
@@ -980,12 +1093,20 @@ def run_batch(
                 for level, ((above, _, _), (path, _, chunks)) in enumerate(pairs, start=1):
                     upper = da.from_zarr(os.fspath(output), component=above)
                     lower = _downsample(upper, item).rechunk(chunks)
-                    planes = (
-                        (lead, plane, None, frozenset()) for lead, plane in _planes(item, lower)
-                    )
-                    blocks = list(_blocks(item, path, planes, output))
+                    planes = ((lead, plane, None, {}) for lead, plane in _planes(item, lower))
+                    written = _written(output, path)
+                    total = math.prod(lower.numblocks) - written  # one block per (y, x) chunk
                     stage = f"pyramid level {level}"
-                    _run_tasks(cluster.client, blocks, report, failures, on_progress, stage)
+                    _run_tasks(
+                        cluster.client,
+                        _blocks(item, path, planes, output, band),
+                        total,
+                        written,
+                        report,
+                        failures,
+                        on_progress,
+                        stage,
+                    )
                     if item.name in failures:
                         break
     finally:
