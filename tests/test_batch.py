@@ -187,7 +187,10 @@ def test_wide_images_go_in_bands_computing_each_tile_once(tmp_path, weights, mon
         out = tmp_path / f"out-{columns}.zarr"
         assert run_batch(source, out, 2, weights, tile=TILE, workers=1).ok
         tiles = Counter(
-            key for dsk in submitted for key in dsk if str(key[0]).startswith("cisr-tiles")
+            key
+            for dsk in submitted
+            for key in dsk
+            if isinstance(key, tuple) and key[0].startswith("cisr-tiles")
         )
         assert len(tiles) == 3 * columns and set(tiles.values()) == {1}
         largest[columns] = max(map(len, submitted))

@@ -1051,10 +1051,10 @@ def run_batch(
         for item, item_levels in zip(items, levels, strict=True):
             if _array_complete(output, item, kind):
                 continue
-            planes = math.prod(item.source.shape[a] for a in item.plane_axes)
+            n_planes = math.prod(item.source.shape[a] for a in item.plane_axes)
             lr_plane = (item.source.shape[item.y_axis], item.source.shape[item.x_axis])
             written = _written(output, item_levels[0][0])
-            total += planes * plan_tiles(lr_plane, scale, core, halo).n_tiles - written
+            total += n_planes * plan_tiles(lr_plane, scale, core, halo).n_tiles - written
             skipped += written
 
             def lazy_planes(
