@@ -61,12 +61,13 @@ PRETRAINED: dict[str, WeightSpec] = {
         variant="lite",
         scale=3,
         filename="lite-x3.safetensors",
-        sha256="2dbee1c0d07acd90ac2898976a5321c5593fbd319bf1448047c919d664c78a5c",
+        sha256="4ca880cbf0cd7e87e7ae68cfc29ae02521251a602144b20b33013cc64b723fb6",
         description=(
             "configs/lite-x3.json (1000 steps), lite-x3-stage2.json (best at 2000), then "
             "lite-x3-stage3.json on a GPU (best at 250), "
             "then lite-x3-stage4.json with more photos (best at 1250), then "
-            "lite-x3-stage6.json on the CPU with more photos again (best at 2250; docs/models.md)"
+            "lite-x3-stage6.json on the CPU with more photos again (best at 2250) and "
+            "lite-x3-stage7.json (best at 1000; docs/models.md)"
         ),
     ),
     "lite-x4": WeightSpec(
