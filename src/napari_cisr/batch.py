@@ -417,6 +417,23 @@ def _write_block(
     return int(block.size)
 
 
+def _glibc_function(name: str) -> Any:
+    """A function of glibc's malloc, or None off Linux/glibc."""
+    import ctypes
+    import ctypes.util
+    import platform
+
+    if platform.system() != "Linux":
+        return None
+    try:
+        return getattr(ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6"), name)
+    except (OSError, AttributeError):  # not glibc
+        return None
+
+
+_MALLOC_TRIM = _glibc_function("malloc_trim")
+
+
 def _return_free_memory() -> None:
     """Give the C heap's free pages back to the system (glibc only; elsewhere a no-op).
 
@@ -427,22 +444,6 @@ def _return_free_memory() -> None:
     """
     if _MALLOC_TRIM is not None:
         _MALLOC_TRIM(0)
-
-
-def _find_malloc_trim() -> Any:
-    import ctypes
-    import ctypes.util
-    import platform
-
-    if platform.system() != "Linux":
-        return None
-    try:
-        return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").malloc_trim
-    except (OSError, AttributeError):  # not glibc
-        return None
-
-
-_MALLOC_TRIM = _find_malloc_trim()
 
 
 class _PlaneGraph:
@@ -745,17 +746,10 @@ def _limit_malloc_arenas(arenas: int = 2) -> None:
     docs/benchmarks.md). Same effect as ``MALLOC_ARENA_MAX=2``, which, when set, is left to
     decide; a no-op on other platforms.
     """
-    import ctypes
-    import ctypes.util
-    import platform
-
-    if platform.system() != "Linux" or os.environ.get("MALLOC_ARENA_MAX"):
+    mallopt = _glibc_function("mallopt")
+    if mallopt is None or os.environ.get("MALLOC_ARENA_MAX"):
         return
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        libc.mallopt(-8, arenas)  # M_ARENA_MAX
-    except (OSError, AttributeError):  # not glibc
-        log.debug("could not limit malloc arenas")
+    mallopt(-8, arenas)  # M_ARENA_MAX
 
 
 def _run_tasks(
