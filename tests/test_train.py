@@ -18,7 +18,12 @@ from napari_cisr.degrade import (
     parse_config,
 )
 from napari_cisr.model import variant_config
-from napari_cisr.train.data import PatchSampler, PatchStream
+from napari_cisr.train.data import (
+    PatchSampler,
+    PatchStream,
+    load_clean_photo,
+    load_training_photos,
+)
 from napari_cisr.train.evaluate import evaluate, format_table
 from napari_cisr.train.loop import TrainConfig, train
 from napari_cisr.weights import load_model
@@ -80,11 +85,18 @@ def test_loader_workers_draw_a_reproducible_stream_of_distinct_batches():
     assert not any(torch.equal(first[i], first[j]) for i in range(4) for j in range(i + 1, 4))
 
 
+def test_training_photos_come_at_every_downscale_factor(photos):
+    paths = [photos / "astronaut.png", photos / "coffee.png"]
+    loaded = load_training_photos(paths, [3, 4])
+    assert [p.shape for p in loaded] == [(170, 170, 3), (128, 128, 3), (133, 200, 3), (100, 150, 3)]
+    assert np.array_equal(loaded[2], load_clean_photo(paths[1], 3))
+
+
 def test_training_with_loader_workers_and_whole_photo_validation(photos, tmp_path):
     cfg = TrainConfig(
         steps=2, batch=2, patch=24, data=[str(photos)], validation=[str(photos / "coffee.png")],
         exclude=[], output=str(tmp_path / "run"), validate_every=2, checkpoint_every=2,
-        validation_crop=0, threads=1, downscale=4, bf16=False, workers=2,
+        validation_crop=0, threads=1, downscale=4, extra_downscales=[5], bf16=False, workers=2,
     )  # fmt: skip
     assert train(cfg).exists()
     record = json.loads((tmp_path / "run" / "log.jsonl").read_text())
@@ -145,3 +157,21 @@ def test_shipped_training_configs_are_valid(path):
     assert config.scale == cfg.scale
     assert not set(Path(v).stem for v in cfg.validation) & {"Storm", "LadyBird", "YellowFlower"}
     assert {"Storm", "LadyBird", "YellowFlower"} <= set(cfg.exclude)
+
+
+def test_a_deeper_network_starts_from_shallower_weights_with_the_same_output(tmp_path):
+    from napari_cisr.model import build_model
+    from napari_cisr.model.backbone import load_into_deeper
+
+    small = {"features": 8, "blocks": 1, "iterations": 2, "search_radius": 1}
+    shallow = build_model(variant_config("lite", 2, **small)).eval()
+    for parameter in shallow.parameters():  # trained-looking weights: nothing left at zero
+        torch.nn.init.normal_(parameter, std=0.05)
+    deeper = build_model(variant_config("lite", 2, **{**small, "blocks": 3})).eval()
+    assert load_into_deeper(deeper, shallow.state_dict()) == 4  # 2 blocks in ARM and in REM
+    z = torch.rand(1, 3, 20, 22)
+    with torch.no_grad():
+        assert torch.allclose(deeper(z).result, shallow(z).result, atol=1e-6)
+    narrower = build_model(variant_config("lite", 2, **{**small, "features": 4}))
+    with pytest.raises(ValueError, match="more than RCABs"):
+        load_into_deeper(deeper, narrower.state_dict())

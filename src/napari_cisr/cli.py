@@ -45,6 +45,12 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--lr", type=float)
     p.add_argument("--data", nargs="+", help="folders (or files) of HR photos")
     p.add_argument("--validation", nargs="+", help="held-out photos for checkpoint selection")
+    p.add_argument(
+        "--extra-downscales",
+        type=int,
+        nargs="+",
+        help="also train on the photos downscaled by these factors (e.g. 4 5)",
+    )
     p.add_argument("--output", help="run folder (resumes from its last.pt)")
     p.add_argument("--threads", type=int, help="torch threads (0 = torch default)")
     p.add_argument("--device", help="cpu, cuda or auto")

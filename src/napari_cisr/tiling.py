@@ -165,10 +165,10 @@ def model_halo(config: CISRConfig) -> int:
     128-pixel tiles (``benchmarks/tiling_quality.py``, docs/benchmarks.md), the tiled result's
     PSNR against the whole-image result is ~51-55 dB without a halo and reaches a plateau of
     ~68 dB (the global-pooling floor) from a halo of 8 on; 16 adds margin. Hence
-    ``halo = HALO_PER_SQRT_RF · sqrt(R)``, rounded up to a multiple of 8: 16 for lite at every
-    scale; tiny (R ≈ 615) and full (R ≈ 820), which have no trained weights to measure yet,
-    get 40 and 48 by the same square-root law. The halo costs time, about ``((T + 2h) / T)²``
-    for tiles of side T.
+    ``halo = HALO_PER_SQRT_RF · sqrt(R)``, rounded up to a multiple of 8: 16 for the 4-block
+    lite (x2), 24 for the 8-block lite of x3 and x4 (R ≈ 148); tiny (R ≈ 615) and full
+    (R ≈ 820), which have no trained weights to measure yet, get 40 and 48 by the same law.
+    The halo costs time, about ``((T + 2h) / T)²`` for tiles of side T.
 
     Parameters
     ----------

@@ -61,26 +61,29 @@ PRETRAINED: dict[str, WeightSpec] = {
         variant="lite",
         scale=3,
         filename="lite-x3.safetensors",
-        sha256="4ca880cbf0cd7e87e7ae68cfc29ae02521251a602144b20b33013cc64b723fb6",
+        sha256="b61af729519d3990bd1142fa5c4f8007dfc9785db2940ddeaafbaa87306113b4",
         description=(
             "configs/lite-x3.json (1000 steps), lite-x3-stage2.json (best at 2000), then "
             "lite-x3-stage3.json on a GPU (best at 250), "
             "then lite-x3-stage4.json with more photos (best at 1250), then "
             "lite-x3-stage6.json on the CPU with more photos again (best at 2250) and "
-            "lite-x3-stage7.json (best at 1000; docs/models.md)"
+            "lite-x3-stage7.json (best at 1000), then grown to 8 RCABs per module by "
+            "lite-x3-stage8.json (best at 1500; docs/models.md)"
         ),
     ),
     "lite-x4": WeightSpec(
         variant="lite",
         scale=4,
         filename="lite-x4.safetensors",
-        sha256="b4698671d99ce813bd678614e82b2a9650db76c92eaa884777fa182aaf05b41d",
+        sha256="8d9f76e98e095158deabcbb9c2b7af8fc6d60c064405565a0f5d1a2f1513331c",
         description=(
             "configs/lite-x4.json (1000 CPU steps), then lite-x4-stage2.json on a GPU "
             "(best at 500), then lite-x4-stage3.json with more photos (best at 1250) and "
             "lite-x4-stage4.json (best at 500), then lite-x4-stage5.json on the CPU with more "
             "photos again (stopped at 500 of 1000 steps, best at 500) and "
-            "lite-x4-stage6.json (best at 2250; docs/models.md)"
+            "lite-x4-stage6.json (best at 2250), then grown to 8 RCABs per module by "
+            "lite-x4-stage7.json (best at 2000) and lite-x4-stage8.json (best at 400; "
+            "docs/models.md)"
         ),
     ),
 }

@@ -48,6 +48,37 @@ class ResidualChannelAttentionBlock(nn.Module):
         return torch.addcmul(x, features, self.attention(features))
 
 
+def load_into_deeper(model: nn.Module, state: dict[str, torch.Tensor]) -> int:
+    """Load ``state`` into ``model``, a network with more RCABs per residual group than the one
+    that saved ``state``; the blocks ``state`` lacks start as the identity (``conv2`` zeroed,
+    so the block adds nothing): the deeper network starts by computing what the shallower did.
+
+    Returns the number of blocks added. Raises ``ValueError`` if ``state`` lacks anything other
+    than whole RCABs, or has keys ``model`` does not or of other shapes.
+    """
+    own = model.state_dict()
+    missing = {key for key in own if key not in state}
+    # Keys model lacks, or whose shapes differ (another width): not a deeper copy.
+    unexpected = sorted(
+        key for key in state if key not in own or own[key].shape != state[key].shape
+    )
+    added = {
+        name: module
+        for name, module in model.named_modules()
+        if isinstance(module, ResidualChannelAttentionBlock) and f"{name}.conv1.weight" in missing
+    }
+    covered = {f"{name}.{key}" for name, block in added.items() for key in block.state_dict()}
+    if unexpected or missing != covered:
+        odd = unexpected or sorted(missing - covered)
+        raise ValueError(f"the weights differ from the network by more than RCABs: {odd[:3]}")
+    model.load_state_dict(state, strict=False)
+    with torch.no_grad():
+        for block in added.values():
+            block.conv2.weight.zero_()
+            block.conv2.bias.zero_()
+    return len(added)
+
+
 class ResidualGroup(nn.Module):
     """``blocks`` RCABs and a closing conv, with a short skip over the group."""
 

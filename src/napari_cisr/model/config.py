@@ -119,12 +119,22 @@ VARIANTS: dict[str, CISRConfig] = {
 }
 
 
+#: Where a variant differs by scale: its shipped weights at that scale are of this shape.
+#: lite x3 and x4 were grown to 8 RCABs per module from the 4-block lite (docs/models.md:
+#: stages x3-8 and x4-7, ``TrainConfig.init_deeper``); x2 is still the 4-block network.
+SCALE_CHANGES: dict[str, dict[int, dict[str, Any]]] = {
+    "lite": {3: {"blocks": 8}, 4: {"blocks": 8}},
+}
+
+
 def variant_config(name: str, scale: int = 2, **overrides: Any) -> CISRConfig:
-    """Configuration of a named variant at ``scale``, with optional overrides."""
+    """Configuration of a named variant at ``scale`` (with its :data:`SCALE_CHANGES`), with
+    optional overrides."""
     try:
         base = VARIANTS[name]
     except KeyError:
         raise ValueError(
             f"unknown model variant {name!r}; choose one of {sorted(VARIANTS)}"
         ) from None
-    return base.with_(scale=scale, **overrides)
+    changes = {**SCALE_CHANGES.get(name, {}).get(scale, {}), **overrides}
+    return base.with_(scale=scale, **changes)

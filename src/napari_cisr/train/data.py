@@ -40,6 +40,22 @@ def load_clean_photo(path: str | Path, downscale: int = 3) -> np.ndarray:
     return bicubic_downscale(rgb, downscale) if downscale > 1 else rgb
 
 
+def load_training_photos(
+    paths: Sequence[str | Path], downscales: Sequence[int] = (3,)
+) -> list[np.ndarray]:
+    """Every photo at every downscale factor: clean ground truths for :class:`PatchSampler`.
+
+    Several factors give the same scenes at several scales (more varied patches from few
+    photos); the sampler draws in proportion to area, so each factor weighs by its pixels.
+    """
+    photos = []
+    for path in paths:
+        with Image.open(path) as image:
+            rgb = np.asarray(image.convert("RGB"))
+        photos += [bicubic_downscale(rgb, f) if f > 1 else rgb for f in downscales]
+    return photos
+
+
 def list_photos(folders: Sequence[str | Path], exclude: Sequence[str] = ()) -> list[Path]:
     """Image files in ``folders`` (sorted), minus those whose stem is in ``exclude``."""
     excluded = {name.lower() for name in exclude}
