@@ -35,9 +35,16 @@ def load_clean_photo(path: str | Path, downscale: int = 3) -> np.ndarray:
     ndarray
         uint8 H×W×3.
     """
+    return _downscaled(_read_rgb(path), downscale)
+
+
+def _read_rgb(path: str | Path) -> np.ndarray:
     with Image.open(path) as image:
-        rgb = np.asarray(image.convert("RGB"))
-    return bicubic_downscale(rgb, downscale) if downscale > 1 else rgb
+        return np.asarray(image.convert("RGB"))
+
+
+def _downscaled(rgb: np.ndarray, factor: int) -> np.ndarray:
+    return bicubic_downscale(rgb, factor) if factor > 1 else rgb
 
 
 def load_training_photos(
@@ -50,9 +57,8 @@ def load_training_photos(
     """
     photos = []
     for path in paths:
-        with Image.open(path) as image:
-            rgb = np.asarray(image.convert("RGB"))
-        photos += [bicubic_downscale(rgb, f) if f > 1 else rgb for f in downscales]
+        rgb = _read_rgb(path)  # once per photo, however many factors
+        photos += [_downscaled(rgb, factor) for factor in downscales]
     return photos
 
 
