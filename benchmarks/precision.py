@@ -32,12 +32,17 @@ HELDOUT = [
 ]
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def heldout_parser(description: str) -> argparse.ArgumentParser:
+    """--model, --scales and --json: the arguments of the scripts scoring the held-out photos."""
+    parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--model", default="lite")
     parser.add_argument("--scales", type=int, nargs="+", default=[2, 3, 4])
     parser.add_argument("--json", type=Path)
-    args = parser.parse_args()
+    return parser
+
+
+def main() -> None:
+    args = heldout_parser(__doc__.splitlines()[0]).parse_args()
     results = {}
     for scale in args.scales:
         runs, seconds = {}, {}

@@ -12,13 +12,11 @@ transformed back (uint8 outputs averaged, then rounded). Prints the mean gains a
 
 from __future__ import annotations
 
-import argparse
 import json
 import time
-from pathlib import Path
 
 import numpy as np
-from precision import HELDOUT
+from precision import HELDOUT, heldout_parser
 
 from napari_cisr.degrade import TRAIN_CONFIGS, bicubic_downscale, compress
 from napari_cisr.inference import super_resolve
@@ -67,11 +65,7 @@ def score(scale: int, model: str) -> dict:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", default="lite")
-    parser.add_argument("--scales", type=int, nargs="+", default=[2, 3, 4])
-    parser.add_argument("--json", type=Path)
-    args = parser.parse_args()
+    args = heldout_parser(__doc__.splitlines()[0]).parse_args()
     results = {}
     for scale in args.scales:
         results[f"x{scale}"] = row = score(scale, args.model)
