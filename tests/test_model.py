@@ -13,7 +13,7 @@ from napari_cisr.model.arm import registered_copy_index
 from napari_cisr.model.combine import AdaptiveSkip
 from napari_cisr.model.nonlocal_op import BlockingAwareNonLocal
 from napari_cisr.model.resize import bicubic_upsample
-from napari_cisr.train.loop import psi_loss
+from napari_cisr.train.loop import TrainConfig, psi_loss
 
 
 def _params(model: torch.nn.Module) -> int:
@@ -214,6 +214,20 @@ def test_eq8_loss_weights_iterations_and_modules():
     loss = psi_loss(y_hats, x_hats, y, x, rho=(0.5, 1.0), gamma=2.0)
     expected = (0.5 * (1 + 2 * 3) + 1.0 * (2 + 2 * 4)) / 2
     assert loss.item() == pytest.approx(expected)
+
+
+def test_eq8_l2_distance_is_the_mean_squared_error():
+    y = torch.zeros(1, 3, 4, 4)
+    x = torch.zeros(1, 3, 8, 8)
+    y_hats = [torch.full_like(y, 1.0), torch.full_like(y, 2.0)]
+    x_hats = [torch.full_like(x, 3.0), torch.full_like(x, 4.0)]
+    loss = psi_loss(y_hats, x_hats, y, x, rho=(0.5, 1.0), gamma=2.0, distance="l2")
+    expected = (0.5 * (1 + 2 * 9) + 1.0 * (4 + 2 * 16)) / 2
+    assert loss.item() == pytest.approx(expected)
+    with pytest.raises(ValueError, match="distance"):
+        psi_loss(y_hats, x_hats, y, x, rho=(0.5, 1.0), gamma=2.0, distance="huber")
+    with pytest.raises(ValueError, match="distance"):
+        TrainConfig(distance="huber")  # refused before any photo is loaded
 
 
 def test_cpu_inference_is_deterministic():

@@ -166,8 +166,9 @@ def model_halo(config: CISRConfig) -> int:
     PSNR against the whole-image result is ~51-55 dB without a halo and reaches a plateau of
     ~68 dB (the global-pooling floor) from a halo of 8 on; 16 adds margin. Hence
     ``halo = HALO_PER_SQRT_RF · sqrt(R)``, rounded up to a multiple of 8: 16 for the 4-block
-    lite (x2), 24 for the 8-block lite of x3 and x4 (R ≈ 148); tiny (R ≈ 615) and full
-    (R ≈ 820), which have no trained weights to measure yet, get 40 and 48 by the same law.
+    lite (x2), 24 for the 8-block lite of x4 (R ≈ 148) and the 12-block lite of x3 (R ≈ 196);
+    tiny (R ≈ 615) and full (R ≈ 820), which have no trained weights to measure yet, get 40
+    and 48 by the same law.
     The halo costs time, about ``((T + 2h) / T)²`` for tiles of side T.
 
     Parameters
@@ -194,7 +195,7 @@ def estimate_memory(config: CISRConfig, pixels: int) -> int:
     ``4 · (6·F + 1.5·F·s² + 18·K)`` bytes per LR pixel for F features, scale s and K = (2r+1)²
     non-local candidates, plus 64 MiB. It was fitted to the first non-local operator, which
     stored all K weights per pixel; the streamed operator does not, so for lite the estimate
-    is now 1.4-3.6x the measured peak (``benchmarks/inference_memory.py``, docs/benchmarks.md):
+    is now 1.4-5.2x the measured peak (``benchmarks/inference_memory.py``, docs/benchmarks.md):
     safe, at the price of smaller automatic tiles than memory allows.
     """
     features, s2 = config.features, config.scale**2

@@ -48,41 +48,45 @@ PRETRAINED: dict[str, WeightSpec] = {
         variant="lite",
         scale=2,
         filename="lite-x2.safetensors",
-        sha256="2d9350d9b04b413fcc06a5fc58d4cb9b7652a733334593875149e1bee1d893ea",
+        sha256="11823e8390317d583fa717e4a6c2ced831704c8a30acb1c09c8148fdf505770c",
         description=(
             "configs/lite-x2.json (1800 steps), lite-x2-stage2.json (best at 900), then "
             "lite-x2-stage3.json (best at 1250), then "
             "lite-x2-stage5.json on a GPU with more photos (best at 1500), "
             "lite-x2-stage6.json (best at 250), then lite-x2-stage7.json on the CPU with more "
-            "photos again (best at 4750; docs/models.md)"
+            "photos again (best at 4750), then fine-tuned with the squared error by "
+            "lite-x2-stage10.json (best at 700; docs/models.md)"
         ),
     ),
     "lite-x3": WeightSpec(
         variant="lite",
         scale=3,
         filename="lite-x3.safetensors",
-        sha256="b61af729519d3990bd1142fa5c4f8007dfc9785db2940ddeaafbaa87306113b4",
+        sha256="45ed1f13332fbbaf6fc274c93d2941d0b61ea2de817095b79ada29697fce2b24",
         description=(
             "configs/lite-x3.json (1000 steps), lite-x3-stage2.json (best at 2000), then "
             "lite-x3-stage3.json on a GPU (best at 250), "
             "then lite-x3-stage4.json with more photos (best at 1250), then "
             "lite-x3-stage6.json on the CPU with more photos again (best at 2250) and "
             "lite-x3-stage7.json (best at 1000), then grown to 8 RCABs per module by "
-            "lite-x3-stage8.json (best at 1500; docs/models.md)"
+            "lite-x3-stage8.json (best at 1500), then fine-tuned with the squared error by "
+            "lite-x3-stage9.json (best at 1100), then grown to 12 RCABs per module by "
+            "lite-x3-stage10.json (best at 1000; docs/models.md)"
         ),
     ),
     "lite-x4": WeightSpec(
         variant="lite",
         scale=4,
         filename="lite-x4.safetensors",
-        sha256="8d9f76e98e095158deabcbb9c2b7af8fc6d60c064405565a0f5d1a2f1513331c",
+        sha256="c47a365b7e66f73abed8b03b0bf72fa7a097c1d69f17e2aecc29e7f2e25145b2",
         description=(
             "configs/lite-x4.json (1000 CPU steps), then lite-x4-stage2.json on a GPU "
             "(best at 500), then lite-x4-stage3.json with more photos (best at 1250) and "
             "lite-x4-stage4.json (best at 500), then lite-x4-stage5.json on the CPU with more "
             "photos again (stopped at 500 of 1000 steps, best at 500) and "
             "lite-x4-stage6.json (best at 2250), then grown to 8 RCABs per module by "
-            "lite-x4-stage7.json (best at 2000) and lite-x4-stage8.json (best at 400; "
+            "lite-x4-stage7.json (best at 2000) and lite-x4-stage8.json (best at 400), then "
+            "fine-tuned with the squared error by lite-x4-stage10.json (best at 300; "
             "docs/models.md)"
         ),
     ),
@@ -197,7 +201,7 @@ def resolve_precision(precision: str, device: torch.device) -> torch.dtype:
     """The compute dtype of inference: 'auto' → bfloat16 where ``device`` has it natively.
 
     bfloat16 autocast is about 2x faster on a CPU with AVX512-BF16
-    (``benchmarks/throughput.py``) and changes Y-PSNR by at most 0.003 dB in every
+    (``benchmarks/throughput.py``) and changes Y-PSNR by less than 0.004 dB in every
     configuration measured (``benchmarks/precision.py``; the network keeps its per-pixel
     bandwidth and skip weights in float32). On CUDA it is no faster than float32 but
     needs less memory (docs/benchmarks.md).

@@ -47,6 +47,9 @@ class TrainConfig:
     lr: float = 5e-4
     lr_min: float = 1e-5
     gamma: float = 1.0
+    #: The distance in Eq. (8): "l1" as in the paper; "l2" (mean squared error, which PSNR
+    #: measures) for a final fine-tuning schedule.
+    distance: str = "l1"
     data: list[str] = field(default_factory=lambda: ["/usr/share/backgrounds/mate/nature"])
     exclude: list[str] = field(default_factory=list)
     validation: list[str] = field(default_factory=list)
@@ -74,11 +77,21 @@ class TrainConfig:
     compile: bool = False
     overrides: dict = field(default_factory=dict)
 
+    def __post_init__(self) -> None:
+        if self.distance not in _DISTANCES:
+            raise ValueError(f"distance must be one of {sorted(_DISTANCES)}, got {self.distance!r}")
+
     @classmethod
     def from_json(cls, path: str | Path) -> TrainConfig:
         """Read a config file; keys starting with "_" are comments."""
         data = json.loads(Path(path).read_text())
         return cls(**{key: value for key, value in data.items() if not key.startswith("_")})
+
+
+_DISTANCES = {
+    "l1": lambda difference: difference.abs().mean(),
+    "l2": lambda difference: difference.square().mean(),
+}
 
 
 def psi_loss(
@@ -88,10 +101,17 @@ def psi_loss(
     x: torch.Tensor,
     rho: tuple[float, ...],
     gamma: float,
+    distance: str = "l1",
 ) -> torch.Tensor:
-    """Eq. (8): (1/J) Σ_j ρ_j (‖ŷ_j − y‖₁ + γ ‖x̂_j − x‖₁), L1 as the mean absolute error."""
+    """Eq. (8): (1/J) Σ_j ρ_j (‖ŷ_j − y‖₁ + γ ‖x̂_j − x‖₁), L1 as the mean absolute error.
+
+    ``distance="l2"`` replaces the mean absolute error with the mean squared error.
+    """
+    if distance not in _DISTANCES:
+        raise ValueError(f"distance must be one of {sorted(_DISTANCES)}, got {distance!r}")
+    error = _DISTANCES[distance]
     terms = [
-        weight * ((y_hat.float() - y).abs().mean() + gamma * (x_hat.float() - x).abs().mean())
+        weight * (error(y_hat.float() - y) + gamma * error(x_hat.float() - x))
         for weight, y_hat, x_hat in zip(rho, model_out_y, model_out_x, strict=True)
     ]
     return torch.stack(terms).sum() / len(terms)
@@ -218,7 +238,9 @@ def train(cfg: TrainConfig) -> Path:
             group["lr"] = lr_at(step)
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_autocast):
             result = forward(z)
-            loss = psi_loss(result.y_hat, result.x_hat, y, x, model_config.loss_weights, cfg.gamma)
+            loss = psi_loss(
+                result.y_hat, result.x_hat, y, x, model_config.loss_weights, cfg.gamma, cfg.distance
+            )
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
