@@ -159,6 +159,18 @@ def test_shipped_training_configs_are_valid(path):
     assert {"Storm", "LadyBird", "YellowFlower"} <= set(cfg.exclude)
 
 
+@pytest.mark.parametrize(
+    ("content", "problem"),
+    [({"distance": "huber"}, "distance must be one of"), ({"distanse": "l2"}, "distanse")],
+)
+def test_a_bad_training_config_is_refused_naming_its_file(tmp_path, content, problem):
+    path = tmp_path / "bad-config.json"
+    path.write_text(json.dumps(content))
+    with pytest.raises(ValueError, match=r"bad-config\.json") as error:
+        TrainConfig.from_json(path)
+    assert problem in str(error.value)
+
+
 def test_a_deeper_network_starts_from_shallower_weights_with_the_same_output(tmp_path):
     from napari_cisr.model import build_model
     from napari_cisr.model.backbone import load_into_deeper

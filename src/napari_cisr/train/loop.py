@@ -35,6 +35,13 @@ VALIDATION_CONFIGS: tuple[tuple[Codec, int], ...] = (
 )  # fmt: skip
 
 
+#: Eq. (8)'s per-pixel distance, by ``TrainConfig.distance``.
+_DISTANCES = {
+    "l1": lambda difference: difference.abs().mean(),
+    "l2": lambda difference: difference.square().mean(),
+}
+
+
 @dataclass
 class TrainConfig:
     """Everything a training run needs; saved into its output folder as ``train_config.json``."""
@@ -85,13 +92,10 @@ class TrainConfig:
     def from_json(cls, path: str | Path) -> TrainConfig:
         """Read a config file; keys starting with "_" are comments."""
         data = json.loads(Path(path).read_text())
-        return cls(**{key: value for key, value in data.items() if not key.startswith("_")})
-
-
-_DISTANCES = {
-    "l1": lambda difference: difference.abs().mean(),
-    "l2": lambda difference: difference.square().mean(),
-}
+        try:
+            return cls(**{key: value for key, value in data.items() if not key.startswith("_")})
+        except (TypeError, ValueError) as error:  # an unknown key, a bad value
+            raise ValueError(f"{path}: {error}") from None
 
 
 def psi_loss(
