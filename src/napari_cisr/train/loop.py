@@ -42,6 +42,13 @@ _DISTANCES = {
 }
 
 
+def _distance_function(name: str):
+    try:
+        return _DISTANCES[name]
+    except KeyError:
+        raise ValueError(f"distance must be one of {sorted(_DISTANCES)}, got {name!r}") from None
+
+
 @dataclass
 class TrainConfig:
     """Everything a training run needs; saved into its output folder as ``train_config.json``."""
@@ -85,8 +92,7 @@ class TrainConfig:
     overrides: dict = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        if self.distance not in _DISTANCES:
-            raise ValueError(f"distance must be one of {sorted(_DISTANCES)}, got {self.distance!r}")
+        _distance_function(self.distance)  # refuse a bad config before any photo is loaded
 
     @classmethod
     def from_json(cls, path: str | Path) -> TrainConfig:
@@ -111,9 +117,7 @@ def psi_loss(
 
     ``distance="l2"`` replaces the mean absolute error with the mean squared error.
     """
-    if distance not in _DISTANCES:
-        raise ValueError(f"distance must be one of {sorted(_DISTANCES)}, got {distance!r}")
-    error = _DISTANCES[distance]
+    error = _distance_function(distance)
     terms = [
         weight * (error(y_hat.float() - y) + gamma * error(x_hat.float() - x))
         for weight, y_hat, x_hat in zip(rho, model_out_y, model_out_x, strict=True)
