@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import subprocess
 import sys
 
@@ -228,6 +229,23 @@ def test_eq8_l2_distance_is_the_mean_squared_error():
         psi_loss(y_hats, x_hats, y, x, rho=(0.5, 1.0), gamma=2.0, distance="huber")
     with pytest.raises(ValueError, match="distance"):
         TrainConfig(distance="huber")  # refused before any photo is loaded
+
+
+def test_eq8_psnr_distance_averages_each_samples_log_squared_error():
+    y = torch.zeros(2, 3, 4, 4)
+    x = torch.zeros(2, 3, 8, 8)
+    # Sample 0 is off by 0.1 everywhere, sample 1 by 0.01: MSE 1e-2 and 1e-4.
+    offsets = torch.tensor([0.1, 0.01]).view(2, 1, 1, 1)
+    y_hats, x_hats = [y + offsets], [x + offsets]
+    loss = psi_loss(y_hats, x_hats, y, x, rho=(1.0,), gamma=1.0, distance="psnr")
+    per_module = 10 * (math.log10(1e-2 + 1e-5) + math.log10(1e-4 + 1e-5)) / 2
+    assert loss.item() == pytest.approx(2 * per_module, rel=1e-5)
+    # Relative to the squared error, the better-fitted sample weighs (1e-2 + f) / (1e-4 + f) ≈ 91x
+    # more in the gradient.
+    y_hat = (y + offsets).requires_grad_()
+    psi_loss([y_hat], [x], y, x, rho=(1.0,), gamma=0.0, distance="psnr").backward()
+    ratio = (y_hat.grad[1].abs().mean() / y_hat.grad[0].abs().mean()).item()
+    assert ratio == pytest.approx(0.1 * (1e-2 + 1e-5) / (1e-4 + 1e-5), rel=1e-3)
 
 
 def test_cpu_inference_is_deterministic():

@@ -122,6 +122,29 @@ def test_training_resumes_and_keeps_the_best_checkpoint(photos, tmp_path):
     assert model.config == variant_config("lite", 2)
 
 
+def test_a_fine_tuning_that_never_passes_its_init_keeps_the_init(photos, tmp_path):
+    from napari_cisr.model import build_model
+    from napari_cisr.weights import read_weights, save_weights
+
+    overrides = {"features": 8, "blocks": 1, "iterations": 1, "search_radius": 1}
+    init = tmp_path / "init.safetensors"
+    save_weights(build_model(variant_config("lite", 2, **overrides)), init)
+    cfg = TrainConfig(
+        steps=1, batch=2, patch=24, data=[str(photos)], validation=[str(photos / "coffee.png")],
+        exclude=[], output=str(tmp_path / "run"), validate_every=1, checkpoint_every=1,
+        validation_crop=32, threads=1, downscale=2, bf16=False, init=str(init), lr=0.0,
+        lr_min=0.0, overrides=overrides,
+    )  # fmt: skip
+    best = train(cfg)
+    records = [json.loads(line) for line in (tmp_path / "run" / "log.jsonl").open()]
+    assert [r["step"] for r in records] == [0, 1] and records[0]["loss"] is None
+    # A zero learning rate leaves the weights as they were: step 1 ties step 0, the init stays.
+    assert records[1]["val_psnr"] == pytest.approx(records[0]["val_psnr"])
+    _, kept = read_weights(best)
+    _, initial = read_weights(init)
+    assert all(torch.equal(kept[key], initial[key]) for key in initial)
+
+
 def test_compiled_training_keeps_the_network_keys(photos, tmp_path):
     overrides = {"features": 8, "blocks": 1, "iterations": 1, "search_radius": 1}
     cfg = TrainConfig(

@@ -44,7 +44,9 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--patch", type=int, help="LR patch side")
     p.add_argument("--lr", type=float)
     p.add_argument(
-        "--distance", choices=("l1", "l2"), help="Eq. (8) distance: l1 (paper) or l2 (fine-tuning)"
+        "--distance",
+        choices=("l1", "l2", "psnr"),
+        help="Eq. (8) distance: l1 (paper), l2 or psnr (per-patch log squared error; fine-tuning)",
     )
     p.add_argument("--data", nargs="+", help="folders (or files) of HR photos")
     p.add_argument("--validation", nargs="+", help="held-out photos for checkpoint selection")

@@ -35,10 +35,22 @@ VALIDATION_CONFIGS: tuple[tuple[Codec, int], ...] = (
 )  # fmt: skip
 
 
-#: Eq. (8)'s per-pixel distance, by ``TrainConfig.distance``.
+#: Squared error added before the log in the "psnr" distance: a patch's score saturates near
+#: 50 dB, so that flat patches bicubic already gets right cannot dominate the gradient.
+_PSNR_FLOOR = 1e-5
+
+
+def _negative_psnr(difference: torch.Tensor) -> torch.Tensor:
+    """Mean over the batch of 10·log10(MSE + floor) per sample: minus its mean PSNR in dB."""
+    per_sample = difference.square().flatten(1).mean(1)
+    return 10.0 * torch.log10(per_sample + _PSNR_FLOOR).mean()
+
+
+#: Eq. (8)'s distance, by ``TrainConfig.distance``.
 _DISTANCES = {
     "l1": lambda difference: difference.abs().mean(),
     "l2": lambda difference: difference.square().mean(),
+    "psnr": _negative_psnr,
 }
 
 
@@ -62,7 +74,9 @@ class TrainConfig:
     lr_min: float = 1e-5
     gamma: float = 1.0
     #: The distance in Eq. (8): "l1" as in the paper; "l2" (mean squared error, which PSNR
-    #: measures) for a final fine-tuning schedule.
+    #: measures) for a final fine-tuning schedule; "psnr" (minus each patch's PSNR, averaged:
+    #: every patch counts by its error in dB, as every photo and configuration counts in the
+    #: evaluation's mean gain, instead of by its squared error, which low qualities dominate).
     distance: str = "l1"
     data: list[str] = field(default_factory=lambda: ["/usr/share/backgrounds/mate/nature"])
     exclude: list[str] = field(default_factory=list)
@@ -115,7 +129,9 @@ def psi_loss(
 ) -> torch.Tensor:
     """Eq. (8): (1/J) Σ_j ρ_j (‖ŷ_j − y‖₁ + γ ‖x̂_j − x‖₁), L1 as the mean absolute error.
 
-    ``distance="l2"`` replaces the mean absolute error with the mean squared error.
+    ``distance="l2"`` replaces the mean absolute error with the mean squared error;
+    ``distance="psnr"`` with 10·log10 of each sample's mean squared error (plus 1e-5), averaged
+    over the batch (minus the mean per-patch PSNR in dB; negative).
     """
     error = _distance_function(distance)
     terms = [
@@ -159,6 +175,34 @@ def validate(
     return float(np.mean(scores))
 
 
+def _record_validation(
+    model: CISRPSI,
+    val_pairs: list[tuple[torch.Tensor, np.ndarray]],
+    device: torch.device,
+    out: Path,
+    step: int,
+    loss: torch.Tensor | None,
+    elapsed: float,
+    best: float,
+) -> float:
+    """Validate, append the record to ``log.jsonl`` (``loss`` None before the first step), save
+    ``best.safetensors`` if it is the best so far; returns the new best."""
+    score = validate(model, val_pairs, device)
+    record = {
+        "step": step,
+        "loss": None if loss is None else float(loss),
+        "val_psnr": score,
+        "elapsed_s": round(elapsed, 1),
+    }
+    with open(out / "log.jsonl", "a") as handle:
+        handle.write(json.dumps(record) + "\n")
+    if score > best:
+        best = score
+        save_weights(model, out / "best.safetensors")
+    log.info("validation at step %d: %.3f dB (best %.3f dB)", step, score, best)
+    return best
+
+
 def _format_eta(seconds: float) -> str:
     minutes, sec = divmod(int(seconds), 60)
     hours, minutes = divmod(minutes, 60)
@@ -169,7 +213,8 @@ def train(cfg: TrainConfig) -> Path:
     """Train (or resume) a model; returns the path of the best weights (safetensors).
 
     The output folder holds ``last.pt`` (resumable checkpoint: model, optimiser, step, RNG),
-    ``best.safetensors`` (the best validation PSNR so far), ``train_config.json`` and
+    ``best.safetensors`` (the best validation PSNR so far; a run with ``init`` validates those
+    weights first, at step 0, so they are the score to beat), ``train_config.json`` and
     ``log.jsonl`` (one record per validation).
     """
     from napari_cisr.weights import read_weights, resolve_device
@@ -238,6 +283,10 @@ def train(cfg: TrainConfig) -> Path:
     # The compiled module shares the parameters; validation and checkpoints use the plain one
     # (other image shapes would recompile; state-dict keys stay those of the network).
     forward = torch.compile(model) if cfg.compile else model
+    if val_pairs and step == 0 and cfg.init:
+        # The weights a run starts from are the score to beat: a fine-tuning that never passes
+        # them leaves them as best.safetensors, and log.jsonl says so (step 0).
+        best = _record_validation(model, val_pairs, device, out, step, None, 0.0, -math.inf)
     model.train()
     started, start_step, running = time.perf_counter(), step, None
     while step < cfg.steps:
@@ -263,15 +312,8 @@ def train(cfg: TrainConfig) -> Path:
                 _format_eta(rate * (cfg.steps - step)), best,
             )  # fmt: skip
         if val_pairs and (step % cfg.validate_every == 0 or step == cfg.steps):
-            score = validate(model, val_pairs, device)
-            record = {"step": step, "loss": float(running), "val_psnr": score,
-                      "elapsed_s": round(time.perf_counter() - started, 1)}  # fmt: skip
-            with open(out / "log.jsonl", "a") as handle:
-                handle.write(json.dumps(record) + "\n")
-            if score > best:
-                best = score
-                save_weights(model, out / "best.safetensors")
-            log.info("validation at step %d: %.3f dB (best %.3f dB)", step, score, best)
+            elapsed = time.perf_counter() - started
+            best = _record_validation(model, val_pairs, device, out, step, running, elapsed, best)
         if step % cfg.checkpoint_every == 0 or step == cfg.steps:
             tmp = checkpoint.with_suffix(".tmp")
             torch.save(
