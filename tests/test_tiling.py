@@ -77,10 +77,12 @@ def _tiled(image, model, **kwargs):
 
 
 def test_receptive_field_and_halo_from_config():
-    lite = variant_config("lite", 2)
+    lite = variant_config("lite", 2, blocks=4)
     # ARM = (3 + 1) + (1 + 1·9 + 1) + 1 = 16; REM = 4 + 11 + 1 + 1/2; R = 2 + 3·32.5.
     assert tiling.receptive_field(lite) == 100
     assert tiling.receptive_field(lite, iterations=1) == 35
+    # The shipped x2 network, 12 RCABs: B = 1 + 25 + 1 = 27, ARM = 32, REM = 32.5, R = 2 + 3·64.5.
+    assert tiling.receptive_field(variant_config("lite", 2)) == 196
     assert tiling.receptive_field(variant_config("full", 2)) == 820
     for name in ("lite", "tiny", "full"):
         for scale in (2, 3, 4):

@@ -130,9 +130,9 @@ def receptive_field(config: CISRConfig, iterations: int | None = None) -> int:
         ARM = (r + p) + B + 1,    REM = (r + p) + B + U + 1/s,
         B = 1 + groups · (2 · blocks + 1) + 1   (convs of one RCAN backbone),
 
-    with p = patch // 2 and U = 1 (1.5 at x4) for the upsampler. At x2 the lite model has
-    R = 100 LR pixels, tiny 615, full 820: far more than an affordable halo. Channel attention
-    makes the true receptive field the whole image.
+    with p = patch // 2 and U = 1 (1.5 at x4) for the upsampler. At x2 the 4-block lite model
+    has R = 100 LR pixels, the shipped 12-block lite 196, tiny 615, full 820: far more than an
+    affordable halo. Channel attention makes the true receptive field the whole image.
 
     Parameters
     ----------
@@ -153,20 +153,20 @@ def receptive_field(config: CISRConfig, iterations: int | None = None) -> int:
 def model_halo(config: CISRConfig) -> int:
     """Halo of context, in LR pixels, that tiles get on every side with a neighbour.
 
-    The local receptive field R (:func:`receptive_field`, 100 LR pixels for lite) bounds the
-    pixels that can influence an output pixel, but their influence decays fast: the effective
-    receptive field of a deep stack of convolutions is close to a Gaussian whose width grows
-    like the square root of the depth (Luo et al., "Understanding the effective receptive
+    The local receptive field R (:func:`receptive_field`, 100 LR pixels for the 4-block lite)
+    bounds the pixels that can influence an output pixel, but their influence decays fast: the
+    effective receptive field of a deep stack of convolutions is close to a Gaussian whose width
+    grows like the square root of the depth (Luo et al., "Understanding the effective receptive
     field", NeurIPS 2016), and every unfolding iteration re-injects the original z through the
     skips. What the halo cannot remove is the channel attention's global pooling: each tile
     gates its channels with its own statistics.
 
-    Measured on the trained lite x2 model, on held-out JPEG/WebP photos cut into 64- and
+    Measured on the trained 4-block lite x2 model, on held-out JPEG/WebP photos cut into 64- and
     128-pixel tiles (``benchmarks/tiling_quality.py``, docs/benchmarks.md), the tiled result's
     PSNR against the whole-image result is ~51-55 dB without a halo and reaches a plateau of
     ~68 dB (the global-pooling floor) from a halo of 8 on; 16 adds margin. Hence
     ``halo = HALO_PER_SQRT_RF · sqrt(R)``, rounded up to a multiple of 8: 16 for the 4-block
-    lite (x2), 24 for the 8-block lite of x4 (R ≈ 148) and the 12-block lite of x3 (R ≈ 196);
+    lite, 24 for the 8-block lite of x4 (R ≈ 148) and the 12-block lite of x2 and x3 (R ≈ 196);
     tiny (R ≈ 615) and full (R ≈ 820), which have no trained weights to measure yet, get 40
     and 48 by the same law.
     The halo costs time, about ``((T + 2h) / T)²`` for tiles of side T.

@@ -48,14 +48,15 @@ PRETRAINED: dict[str, WeightSpec] = {
         variant="lite",
         scale=2,
         filename="lite-x2.safetensors",
-        sha256="11823e8390317d583fa717e4a6c2ced831704c8a30acb1c09c8148fdf505770c",
+        sha256="0485771366dfe358bf890c1b7f898bf01f8315dad6c4fda8e82c9980bb87b2d7",
         description=(
             "configs/lite-x2.json (1800 steps), lite-x2-stage2.json (best at 900), then "
             "lite-x2-stage3.json (best at 1250), then "
             "lite-x2-stage5.json on a GPU with more photos (best at 1500), "
             "lite-x2-stage6.json (best at 250), then lite-x2-stage7.json on the CPU with more "
             "photos again (best at 4750), then fine-tuned with the squared error by "
-            "lite-x2-stage10.json (best at 700; docs/models.md)"
+            "lite-x2-stage10.json (best at 700), then grown to 12 RCABs per module on a GPU by "
+            "lite-x2-stage17.json (best at 750; docs/models.md)"
         ),
     ),
     "lite-x3": WeightSpec(
