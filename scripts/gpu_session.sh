@@ -83,6 +83,12 @@ timeout $TRAIN_SECONDS bash -c 'while sleep 60; do nvidia-smi --query-gpu=utiliz
 wait
 for out in "${OUTPUTS[@]}"; do
   echo "$out:"; tail -2 "$out.log"; tail -1 "$out/log.jsonl"; done
-tar czf "$OUT/gpu-runs.tar.gz" runs/cal-*.log "${OUTPUTS[@]}" \
-  $(for out in "${OUTPUTS[@]}"; do echo "$out.log"; done) 2>/dev/null
+# What comes back from a lease is at most 8 files of 16 MiB each: the runs' logs, configs and
+# best weights in one archive, each run's resumable checkpoint (last.pt, which holds Adam's
+# moments: two runs' together passed 16 MiB at x2) in a file of its own.
+tar czf "$OUT/gpu-runs.tar.gz" runs/cal-*.log $(for out in "${OUTPUTS[@]}"; do
+  echo "$out.log" "$out/log.jsonl" "$out/train_config.json" "$out/best.safetensors"; done) 2>/dev/null
+for out in "${OUTPUTS[@]}"; do
+  [ -f "$out/last.pt" ] && cp "$out/last.pt" "$OUT/$(basename "$out")-last.pt"
+done
 ls -la "$OUT"
