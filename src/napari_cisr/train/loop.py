@@ -184,15 +184,19 @@ def _record_validation(
     loss: torch.Tensor | None,
     elapsed: float,
     best: float,
+    data_wait: float | None = None,
 ) -> float:
-    """Validate, append the record to ``log.jsonl`` (``loss`` None before the first step), save
-    ``best.safetensors`` if it is the best so far; returns the new best."""
+    """Validate, append the record to ``log.jsonl`` (``loss`` and ``data_wait`` None before the
+    first step), save ``best.safetensors`` if it is the best so far; returns the new best."""
     score = validate(model, val_pairs, device)
     record = {
         "step": step,
         "loss": None if loss is None else float(loss),
         "val_psnr": score,
         "elapsed_s": round(elapsed, 1),
+        # Of elapsed_s, the time the loop waited for training batches: near elapsed_s, the
+        # patch pipeline (not the device) sets the pace, and more loader workers would help.
+        "data_wait_s": None if data_wait is None else round(data_wait, 3),
     }
     with open(out / "log.jsonl", "a") as handle:
         handle.write(json.dumps(record) + "\n")
@@ -215,7 +219,8 @@ def train(cfg: TrainConfig) -> Path:
     The output folder holds ``last.pt`` (resumable checkpoint: model, optimiser, step, RNG),
     ``best.safetensors`` (the best validation PSNR so far; a run with ``init`` validates those
     weights first, at step 0, so they are the score to beat), ``train_config.json`` and
-    ``log.jsonl`` (one record per validation).
+    ``log.jsonl`` (one record per validation: step, loss, validation PSNR, seconds since the
+    start and, of those, seconds spent waiting for training batches).
     """
     from napari_cisr.weights import read_weights, resolve_device
 
@@ -288,9 +293,13 @@ def train(cfg: TrainConfig) -> Path:
         # them leaves them as best.safetensors, and log.jsonl says so (step 0).
         best = _record_validation(model, val_pairs, device, out, step, None, 0.0, -math.inf)
     model.train()
-    started, start_step, running = time.perf_counter(), step, None
+    started, start_step, running, data_wait = time.perf_counter(), step, None, 0.0
     while step < cfg.steps:
-        z, y, x = (t.to(device, non_blocking=True) for t in next(batches))
+        # Only the host's wait for the next batch: a copy to the GPU can wait for its queue too.
+        fetching = time.perf_counter()
+        batch = next(batches)
+        data_wait += time.perf_counter() - fetching
+        z, y, x = (t.to(device, non_blocking=True) for t in batch)
         for group in optimizer.param_groups:
             group["lr"] = lr_at(step)
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_autocast):
@@ -305,15 +314,19 @@ def train(cfg: TrainConfig) -> Path:
         # A device tensor: calling .item() every step would make the CPU wait for the GPU.
         running = loss.detach() if running is None else 0.98 * running + 0.02 * loss.detach()
         if step % 25 == 0 or step == cfg.steps:
-            rate = (time.perf_counter() - started) / (step - start_step)
+            elapsed = time.perf_counter() - started
+            rate = elapsed / (step - start_step)
             log.info(
-                "step %d/%d loss %.4f lr %.2e %.3fs/step eta %s best %.3f dB",
-                step, cfg.steps, float(running), lr_at(step), rate,
+                "step %d/%d loss %.4f lr %.2e %.3fs/step (%.0f%% waiting for data) eta %s "
+                "best %.3f dB",
+                step, cfg.steps, float(running), lr_at(step), rate, 100 * data_wait / elapsed,
                 _format_eta(rate * (cfg.steps - step)), best,
             )  # fmt: skip
         if val_pairs and (step % cfg.validate_every == 0 or step == cfg.steps):
             elapsed = time.perf_counter() - started
-            best = _record_validation(model, val_pairs, device, out, step, running, elapsed, best)
+            best = _record_validation(
+                model, val_pairs, device, out, step, running, elapsed, best, data_wait
+            )
         if step % cfg.checkpoint_every == 0 or step == cfg.steps:
             tmp = checkpoint.with_suffix(".tmp")
             torch.save(
