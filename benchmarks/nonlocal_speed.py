@@ -1,9 +1,10 @@
-"""The non-local operator's CPU time: shipped (streamed over offsets) vs an im2col reference.
+"""The non-local operator's CPU time: its two strategies, streamed and batched.
 
-``BlockingAwareNonLocal`` computes Eq. (9)-(10) one window offset at a time on shifted slices,
-accumulating the normalisation sums instead of storing the (2r+1)² weights per pixel.
-Its first version gathered every offset at once with ``F.unfold`` (im2col tensors (2r+1)²·C
-times the image); that version is kept here as the reference: the script checks that both give
+``BlockingAwareNonLocal`` evaluates Eq. (9)-(10) either one window offset at a time on
+shifted slices, accumulating the normalisation sums (*streamed*, what ``strategy="auto"``
+uses on the CPU), or every offset of a band at once with ``F.unfold`` (*batched*, im2col
+tensors (2r+1)²·C times the band; what ``auto`` uses on CUDA, where it cuts the operations a
+training step dispatches: ``benchmarks/step_dispatch.py``). The script checks that both give
 the same result and times them, with and without autograd (inference and training).
 
     python benchmarks/nonlocal_speed.py --size 256 512 --radius 3
@@ -16,35 +17,8 @@ import statistics
 import time
 
 import torch
-import torch.nn.functional as F
 
-from napari_cisr.model.nonlocal_op import _BANDWIDTH_EPS, _MIN_KEPT, BlockingAwareNonLocal
-
-
-def im2col_reference(
-    op: BlockingAwareNonLocal, z: torch.Tensor, g: torch.Tensor, keep: torch.Tensor
-) -> torch.Tensor:
-    """Eq. (9)-(10) with every window offset gathered at once by ``F.unfold`` (one band)."""
-    batch, channels, height, width = z.shape
-    r, p = op.search_radius, op.patch // 2
-    window = 2 * r + 1
-    keep = F.avg_pool2d(keep, op.patch, stride=1, padding=p, count_include_pad=False)
-    h = op.bandwidth_map(g)
-    g_pad = F.pad(g, [r + p] * 4, mode="replicate")
-    z_pad = F.pad(z, [r] * 4)
-    keep_pad = F.pad(keep, [r] * 4, value=0.0)
-    g_centre = g_pad[:, :, r : r + height + 2 * p, r : r + width + 2 * p]
-    g_window = F.unfold(g_pad, window)
-    g_window = g_window.view(batch, channels, window * window, height + 2 * p, width + 2 * p)
-    sq = (g_centre.unsqueeze(2) - g_window).square().sum(1)
-    dist = F.avg_pool2d(sq, op.patch, stride=1) * (op.patch * op.patch)
-    weights = torch.softmax(-dist / (h.square() + _BANDWIDTH_EPS), dim=1)
-    kept = F.unfold(keep_pad, window).view(batch, window * window, height, width)
-    masked = weights * kept
-    total = masked.sum(1, keepdim=True)
-    weights = torch.where(total > _MIN_KEPT, masked / total.clamp_min(_MIN_KEPT), weights)
-    z_window = F.unfold(z_pad, window).view(batch, channels, window * window, height, width)
-    return (weights.unsqueeze(1) * z_window).sum(2)
+from napari_cisr.model.nonlocal_op import BlockingAwareNonLocal
 
 
 def _median_time(fn, repeat: int) -> float:
@@ -55,6 +29,11 @@ def _median_time(fn, repeat: int) -> float:
         fn()
         times.append(time.perf_counter() - start)
     return statistics.median(times)
+
+
+def _timed(op: BlockingAwareNonLocal, strategy: str, fn, repeat: int) -> float:
+    op.strategy = strategy
+    return _median_time(fn, repeat)
 
 
 def main() -> None:
@@ -72,25 +51,26 @@ def main() -> None:
         z, g = torch.rand(1, 3, size, size), torch.rand(1, 3, size, size)
         keep = (torch.rand(1, 1, size, size) > 0.1).float()
         with torch.inference_mode():
-            diff = (op(z, g, keep) - im2col_reference(op, z, g, keep)).abs().max().item()
-            shipped = _median_time(lambda x=(z, g, keep): op(*x), args.repeat)
-            reference = _median_time(lambda x=(z, g, keep): im2col_reference(op, *x), args.repeat)
+            op.strategy = "streamed"
+            streamed_u = op(z, g, keep)
+            op.strategy = "batched"
+            diff = (streamed_u - op(z, g, keep)).abs().max().item()
+            streamed = _timed(op, "streamed", lambda x=(z, g, keep): op(*x), args.repeat)
+            batched = _timed(op, "batched", lambda x=(z, g, keep): op(*x), args.repeat)
         print(
-            f"inference {size}², r={args.radius}, {torch.get_num_threads()} threads: shipped "
-            f"{shipped * 1e3:.0f} ms, im2col {reference * 1e3:.0f} ms "
-            f"(shipped {reference / shipped:.2f}× faster), max |difference| {diff:.1e}",
+            f"inference {size}², r={args.radius}, {torch.get_num_threads()} threads: streamed "
+            f"{streamed * 1e3:.0f} ms, batched {batched * 1e3:.0f} ms "
+            f"(streamed {batched / streamed:.2f}× faster), max |difference| {diff:.1e}",
             flush=True,
         )
     # Training: forward + backward on a batch of 16 patches of 48², as in one module call.
     zb, gb = torch.rand(16, 3, 48, 48), torch.rand(16, 3, 48, 48, requires_grad=True)
     keep = torch.ones(16, 1, 48, 48)
-    shipped = _median_time(lambda: op(zb, gb, keep).sum().backward(), args.repeat)
-    reference = _median_time(
-        lambda: im2col_reference(op, zb, gb, keep).sum().backward(), args.repeat
-    )
+    streamed = _timed(op, "streamed", lambda: op(zb, gb, keep).sum().backward(), args.repeat)
+    batched = _timed(op, "batched", lambda: op(zb, gb, keep).sum().backward(), args.repeat)
     print(
-        f"training 16×48², r={args.radius}: shipped {shipped * 1e3:.0f} ms, im2col "
-        f"{reference * 1e3:.0f} ms (shipped {reference / shipped:.2f}× faster)",
+        f"training 16×48², r={args.radius}: streamed {streamed * 1e3:.0f} ms, batched "
+        f"{batched * 1e3:.0f} ms (streamed {batched / streamed:.2f}× faster)",
         flush=True,
     )
 

@@ -152,6 +152,54 @@ def test_nonlocal_bands_give_the_same_result_as_one_pass(monkeypatch):
     assert torch.allclose(op(z, g), whole, atol=1e-6)
 
 
+@pytest.mark.parametrize("budget", [None, 1])
+def test_batched_nonlocal_equals_streamed_values_and_gradients(monkeypatch, budget):
+    # The two strategies are two loop orders of the same sums: same u and same gradients for
+    # z, g and the bandwidth network, including the all-masked fallback and several bands.
+    if budget is not None:
+        monkeypatch.setattr("napari_cisr.model.nonlocal_op._BAND_BUDGET", budget)
+    torch.manual_seed(0)
+    op = BlockingAwareNonLocal(3, search_radius=2).double()
+    torch.nn.init.normal_(op.bandwidth[2].weight, std=0.1)
+    z, g = torch.rand(2, 3, 17, 21).double(), torch.rand(2, 3, 17, 21).double()
+    keep = (torch.rand(2, 1, 17, 21) > 0.3).double()
+    keep[:, :, 3:11, 4:13] = 0  # wider than the window: these pixels keep no candidate
+    results = {}
+    for strategy in ("streamed", "batched"):
+        op.strategy = strategy
+        zs, gs = z.clone().requires_grad_(), g.clone().requires_grad_()
+        u = op(zs, gs, keep)
+        op.zero_grad()
+        (u * torch.linspace(0, 1, u.numel(), dtype=u.dtype).view_as(u)).sum().backward()
+        results[strategy] = (u, zs.grad, gs.grad, op.bandwidth[0].weight.grad.clone())
+    for streamed, batched in zip(results["streamed"], results["batched"], strict=True):
+        assert torch.allclose(streamed, batched, atol=1e-12)
+
+
+def test_network_with_batched_nonlocal_traces_as_one_graph():
+    # No host synchronisation anywhere in the forward (blocking detector included): what lets
+    # torch.compile take the whole network as one graph (and a CUDA step keep queueing).
+    model = build_model(variant_config("lite", 2, blocks=1))
+    for module in model.modules():
+        if isinstance(module, BlockingAwareNonLocal):
+            module.strategy = "batched"
+    torch._dynamo.reset()
+    explanation = torch._dynamo.explain(model)(torch.rand(1, 3, 16, 16))
+    assert explanation.graph_break_count == 0
+    assert explanation.graph_count == 1
+
+
+def test_nonlocal_strategy_auto_is_batched_only_on_cuda():
+    op = BlockingAwareNonLocal(3, search_radius=1)
+    assert not op._batched(torch.device("cpu"))
+    assert op._batched(torch.device("cuda"))
+    op.strategy = "batched"
+    assert op._batched(torch.device("cpu"))
+    op.strategy = "im2col"
+    with pytest.raises(ValueError, match="unknown non-local strategy 'im2col'"):
+        op(torch.rand(1, 3, 4, 4), torch.rand(1, 3, 4, 4))
+
+
 @pytest.mark.parametrize("scale", [2, 3, 4])
 def test_unfolding_returns_every_estimate_at_the_right_size(scale):
     torch.manual_seed(0)
