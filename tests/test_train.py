@@ -196,19 +196,81 @@ def test_a_bad_training_config_is_refused_naming_its_file(tmp_path, content, pro
     assert problem in str(error.value)
 
 
+def _trained_looking(config):
+    from napari_cisr.model import build_model
+
+    torch.manual_seed(0)
+    network = build_model(config).eval()
+    for parameter in network.parameters():  # nothing left at zero, as after training
+        torch.nn.init.normal_(parameter, std=0.05)
+    return network
+
+
 def test_a_deeper_network_starts_from_shallower_weights_with_the_same_output(tmp_path):
     from napari_cisr.model import build_model
-    from napari_cisr.model.backbone import load_into_deeper
+    from napari_cisr.model.backbone import load_into_larger
 
     small = {"features": 8, "blocks": 1, "iterations": 2, "search_radius": 1}
-    shallow = build_model(variant_config("lite", 2, **small)).eval()
-    for parameter in shallow.parameters():  # trained-looking weights: nothing left at zero
-        torch.nn.init.normal_(parameter, std=0.05)
+    shallow = _trained_looking(variant_config("lite", 2, **small))
     deeper = build_model(variant_config("lite", 2, **{**small, "blocks": 3})).eval()
-    assert load_into_deeper(deeper, shallow.state_dict()) == 4  # 2 blocks in ARM and in REM
+    # 2 blocks added in ARM and in REM, nothing widened
+    assert load_into_larger(deeper, shallow.state_dict()) == (4, 0)
     z = torch.rand(1, 3, 20, 22)
     with torch.no_grad():
         assert torch.allclose(deeper(z).result, shallow(z).result, atol=1e-6)
     narrower = build_model(variant_config("lite", 2, **{**small, "features": 4}))
+    with pytest.raises(ValueError, match="more than width"):
+        load_into_larger(deeper, narrower.state_dict())
+
+
+@pytest.mark.parametrize("scale", [2, 4])
+def test_a_wider_and_deeper_network_starts_with_the_same_output_and_learns(scale):
+    from napari_cisr.model import build_model
+    from napari_cisr.model.backbone import load_into_larger
+
+    small = {"features": 8, "blocks": 1, "iterations": 2, "search_radius": 1, "reduction": 4}
+    narrow = _trained_looking(variant_config("lite", scale, **small))
+    # 8 -> 16 features also widens channel attention's squeeze (2 -> 4 hidden units)
+    wide = build_model(variant_config("lite", scale, **{**small, "features": 16, "blocks": 2}))
+    added, widened = load_into_larger(wide.eval(), narrow.state_dict(), wider=True)
+    assert added == 2 and widened > 0
+    z = torch.rand(2, 3, 14, 17)
+    with torch.no_grad():
+        assert torch.allclose(wide(z).result, narrow(z).result, atol=1e-5)
+    # The new channels are not stuck: the zeroed weights that read them get a gradient (the
+    # new channels carry fresh, non-zero activations), so the first step starts using them.
+    wide.train()
+    wide(z).result.square().mean().backward()
+    assert wide.arm.tail.weight.grad[:, 8:].abs().sum() > 0
+    assert wide.rem.tail.weight.grad[:, 8:].abs().sum() > 0
+    with pytest.raises(ValueError, match="more than width"):
+        load_into_larger(wide, narrow.state_dict())  # wider=False
+
+
+def test_growing_refuses_a_network_of_another_design():
+    from napari_cisr.model import build_model
+    from napari_cisr.model.backbone import load_into_larger
+
+    small = {"features": 8, "blocks": 1, "iterations": 2, "search_radius": 1}
+    wider = build_model(variant_config("lite", 2, **{**small, "features": 16}))
+    x3 = build_model(variant_config("lite", 3, **small))  # other upsampler shapes
+    with pytest.raises(ValueError, match="more than width"):
+        load_into_larger(wider, x3.state_dict(), wider=True)
+    deeper = build_model(variant_config("lite", 2, **{**small, "blocks": 2}))
+    shallow = build_model(variant_config("lite", 2, **small))
     with pytest.raises(ValueError, match="more than RCABs"):
-        load_into_deeper(deeper, narrower.state_dict())
+        load_into_larger(deeper, shallow.state_dict(), deeper=False)
+
+
+def test_learning_rate_warms_up_linearly_then_decays_by_cosine():
+    from napari_cisr.train.loop import learning_rate
+
+    cfg = TrainConfig(steps=110, lr=1e-3, lr_min=1e-5, warmup=10)
+    assert learning_rate(cfg, 0) == pytest.approx(1e-4)
+    assert learning_rate(cfg, 9) == pytest.approx(1e-3)
+    assert learning_rate(cfg, 10) == pytest.approx(1e-3)
+    assert learning_rate(cfg, 60) == pytest.approx(1e-5 + 0.5 * (1e-3 - 1e-5))
+    assert learning_rate(cfg, 110) == pytest.approx(1e-5)
+    no_warmup = TrainConfig(steps=100, lr=1e-3, lr_min=0.0)
+    assert learning_rate(no_warmup, 0) == pytest.approx(1e-3)  # as before warm-up existed
+    assert learning_rate(no_warmup, 50) == pytest.approx(5e-4)

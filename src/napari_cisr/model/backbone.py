@@ -48,35 +48,77 @@ class ResidualChannelAttentionBlock(nn.Module):
         return torch.addcmul(x, features, self.attention(features))
 
 
-def load_into_deeper(model: nn.Module, state: dict[str, torch.Tensor]) -> int:
-    """Load ``state`` into ``model``, a network with more RCABs per residual group than the one
-    that saved ``state``; the blocks ``state`` lacks start as the identity (``conv2`` zeroed,
-    so the block adds nothing): the deeper network starts by computing what the shallower did.
+def load_into_larger(
+    model: nn.Module, state: dict[str, torch.Tensor], *, deeper: bool = True, wider: bool = False
+) -> tuple[int, int]:
+    """Load ``state`` into ``model``, a network of the same design that is larger, so that the
+    larger network starts by computing exactly what the smaller one did.
 
-    Returns the number of blocks added. Raises ``ValueError`` if ``state`` lacks anything other
-    than whole RCABs, or has keys ``model`` does not or of other shapes.
+    * **Deeper** (more RCABs per residual group): the blocks ``state`` lacks start as the
+      identity (``conv2`` zeroed, so the block adds nothing).
+    * **Wider** (more features): every tensor that grew gets the old values in its leading
+      block (old channels first: for the pixel-shuffle upsampler, whose channel ``c·s² + i``
+      feeds output channel ``c``, that keeps each old channel's sub-pixels together); the
+      weights from new input channels to old output channels are zeroed, so nothing old
+      reads a new channel; new output channels keep the larger network's fresh
+      initialisation, so they are not a symmetric saddle and start learning at once.
+
+    Parameters
+    ----------
+    model : nn.Module
+        The larger network, freshly built.
+    state : dict
+        The smaller network's state dict.
+    deeper, wider : bool
+        Which kinds of growth are allowed; anything else is an error.
+
+    Returns
+    -------
+    (int, int)
+        Blocks added, and the number of tensors widened.
+
+    Raises
+    ------
+    ValueError
+        If ``state`` has keys ``model`` lacks, lacks anything other than whole RCABs (or any
+        block when not ``deeper``), or has a tensor that is not a leading block of the
+        model's (or any tensor of another shape when not ``wider``).
     """
     own = model.state_dict()
     missing = {key for key in own if key not in state}
-    # Keys model lacks, or whose shapes differ (another width): not a deeper copy.
-    unexpected = sorted(
-        key for key in state if key not in own or own[key].shape != state[key].shape
-    )
+    unexpected = sorted(key for key in state if key not in own)
+    grown = sorted(key for key in state if key in own and own[key].shape != state[key].shape)
+    not_leading = [
+        key
+        for key in grown
+        if state[key].ndim != own[key].ndim
+        or any(old > new for old, new in zip(state[key].shape, own[key].shape, strict=True))
+    ]
     added = {
         name: module
         for name, module in model.named_modules()
         if isinstance(module, ResidualChannelAttentionBlock) and f"{name}.conv1.weight" in missing
     }
     covered = {f"{name}.{key}" for name, block in added.items() for key in block.state_dict()}
-    if unexpected or missing != covered:
-        odd = unexpected or sorted(missing - covered)
+    if unexpected or missing != covered or (added and not deeper):
+        odd = unexpected or sorted(missing - covered) or sorted(covered)
         raise ValueError(f"the weights differ from the network by more than RCABs: {odd[:3]}")
-    model.load_state_dict(state, strict=False)
+    if not_leading or (grown and not wider):
+        odd = not_leading or grown
+        raise ValueError(f"the weights differ from the network by more than width: {odd[:3]}")
+    loaded = dict(state)
+    for key in grown:
+        old, tensor = state[key], own[key].clone()
+        if tensor.ndim >= 2:  # (out, in, ...): old outputs must not read new inputs
+            tensor[: old.shape[0], old.shape[1] :] = 0
+        tensor[tuple(slice(0, size) for size in old.shape)] = old
+        loaded[key] = tensor
+    model.load_state_dict(loaded, strict=False)
     with torch.no_grad():
         for block in added.values():
             block.conv2.weight.zero_()
             block.conv2.bias.zero_()
-    return len(added)
+    return len(added), len(grown)
 
 
 class ResidualGroup(nn.Module):

@@ -16,7 +16,7 @@ import torch
 from napari_cisr.degrade import Codec, bicubic_downscale, compress
 from napari_cisr.metrics import psnr_y
 from napari_cisr.model import CISRPSI, CISRConfig, build_model, variant_config
-from napari_cisr.model.backbone import load_into_deeper
+from napari_cisr.model.backbone import load_into_larger
 from napari_cisr.train.data import (
     PatchSampler,
     PatchStream,
@@ -72,6 +72,10 @@ class TrainConfig:
     patch: int = 48
     lr: float = 5e-4
     lr_min: float = 1e-5
+    #: Steps of linear warm-up to ``lr`` before the cosine decay: a run that starts from
+    #: trained weights with a fresh Adam otherwise moves every weight by about ``lr`` on its
+    #: first step (Adam's first update is ±lr whatever the gradient's size).
+    warmup: int = 0
     gamma: float = 1.0
     #: The distance in Eq. (8): "l1" as in the paper; "l2" (mean squared error, which PSNR
     #: measures) for a final fine-tuning schedule; "psnr" (minus each patch's PSNR, averaged:
@@ -98,6 +102,9 @@ class TrainConfig:
     #: ``init`` holds a network with fewer RCABs per group than this one (e.g. ``lite`` weights
     #: for ``overrides: {"blocks": 8}``): the added blocks start as the identity.
     init_deeper: bool = False
+    #: ``init`` holds a network with fewer features (e.g. ``overrides: {"features": 64}``):
+    #: old channels keep their weights and ignore the new ones (``load_into_larger``).
+    init_wider: bool = False
     #: DataLoader processes drawing patches (0: drawn in the training process, as on the CPU).
     workers: int = 0
     #: Train through ``torch.compile`` (lite x2 on 2 CPU cores: 0.48 vs 0.63 s/step after about
@@ -116,6 +123,15 @@ class TrainConfig:
             return cls(**{key: value for key, value in data.items() if not key.startswith("_")})
         except (TypeError, ValueError) as error:  # an unknown key, a bad value
             raise ValueError(f"{path}: {error}") from None
+
+
+def learning_rate(cfg: TrainConfig, step: int) -> float:
+    """Learning rate of step ``step`` (0-based): linear warm-up over ``cfg.warmup`` steps from
+    ``cfg.lr / warmup`` to ``cfg.lr``, then cosine decay to ``cfg.lr_min`` at ``cfg.steps``."""
+    if step < cfg.warmup:
+        return cfg.lr * (step + 1) / cfg.warmup
+    progress = min((step - cfg.warmup) / max(cfg.steps - cfg.warmup, 1), 1.0)
+    return cfg.lr_min + 0.5 * (cfg.lr - cfg.lr_min) * (1 + math.cos(math.pi * progress))
 
 
 def psi_loss(
@@ -244,9 +260,14 @@ def train(cfg: TrainConfig) -> Path:
         log.info("resumed %s at step %d (best %.3f dB)", checkpoint, step, best)
     elif cfg.init:
         _, init_state = read_weights(cfg.init)
-        if cfg.init_deeper:
-            added = load_into_deeper(model, init_state)
-            log.info("initialised from %s, %d identity blocks added", cfg.init, added)
+        if cfg.init_deeper or cfg.init_wider:
+            added, widened = load_into_larger(
+                model, init_state, deeper=cfg.init_deeper, wider=cfg.init_wider
+            )
+            log.info(
+                "initialised from %s: %d identity blocks added, %d tensors widened",
+                cfg.init, added, widened,
+            )  # fmt: skip
         else:
             model.load_state_dict(init_state, strict=True)
             log.info("initialised from %s", cfg.init)
@@ -278,10 +299,6 @@ def train(cfg: TrainConfig) -> Path:
     val_photos = [load_clean_photo(p, cfg.downscale) for p in list_photos(cfg.validation)]
     val_pairs = _validation_set(val_photos, cfg.scale, cfg.validation_crop)
 
-    def lr_at(s: int) -> float:
-        progress = min(s / max(cfg.steps, 1), 1.0)
-        return cfg.lr_min + 0.5 * (cfg.lr - cfg.lr_min) * (1 + math.cos(math.pi * progress))
-
     # bfloat16 autocast on both CPU (AVX512-BF16) and CUDA: its fp32 exponent range needs no
     # gradient scaler, unlike float16.
     use_autocast = cfg.bf16 and device.type in ("cpu", "cuda")
@@ -301,7 +318,7 @@ def train(cfg: TrainConfig) -> Path:
         data_wait += time.perf_counter() - fetching
         z, y, x = (t.to(device, non_blocking=True) for t in batch)
         for group in optimizer.param_groups:
-            group["lr"] = lr_at(step)
+            group["lr"] = learning_rate(cfg, step)
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=use_autocast):
             result = forward(z)
             loss = psi_loss(
@@ -319,8 +336,8 @@ def train(cfg: TrainConfig) -> Path:
             log.info(
                 "step %d/%d loss %.4f lr %.2e %.3fs/step (%.0f%% waiting for data) eta %s "
                 "best %.3f dB",
-                step, cfg.steps, float(running), lr_at(step), rate, 100 * data_wait / elapsed,
-                _format_eta(rate * (cfg.steps - step)), best,
+                step, cfg.steps, float(running), learning_rate(cfg, step), rate,
+                100 * data_wait / elapsed, _format_eta(rate * (cfg.steps - step)), best,
             )  # fmt: skip
         if val_pairs and (step % cfg.validate_every == 0 or step == cfg.steps):
             elapsed = time.perf_counter() - started
