@@ -53,9 +53,9 @@ def _photo(shape: tuple[int, ...], seed: int) -> np.ndarray:
     return np.clip(image + rng.normal(0, 5, image.shape), 0, 255).astype(np.uint8)
 
 
-def _expected(image: np.ndarray, weights: Path) -> np.ndarray:
+def _expected(image: np.ndarray, weights: Path, **kwargs) -> np.ndarray:
     model = load_model(weights, scale=2)
-    steps = tiling.tiled_super_resolve_steps(image, 2, model, tile=TILE, device="cpu")
+    steps = tiling.tiled_super_resolve_steps(image, 2, model, tile=TILE, device="cpu", **kwargs)
     return run_to_completion(steps).image
 
 
@@ -108,6 +108,20 @@ def test_folder_to_zarr_keeps_names_and_matches_tiled_inference(folder, weights,
     assert _state(out)["complete"] is True
     assert not (out / MARKERS).exists()
     assert _tree_digest(folder) == before  # INPUT untouched
+
+
+def test_self_ensemble_is_part_of_the_job(folder, weights, tmp_path):
+    from napari_cisr.io import read_image
+
+    out = tmp_path / "out.zarr"
+    report = run_batch(folder, out, 2, weights, tile=TILE, self_ensemble=True)
+    assert report.ok and _state(out)["job"]["self_ensemble"] is True
+    expected = _expected(read_image(folder / "rgb.jpg"), weights, self_ensemble=True)
+    np.testing.assert_array_equal(zarr.open_group(os.fspath(out), mode="r")["rgb"][...], expected)
+    assert not np.array_equal(expected, _expected(read_image(folder / "rgb.jpg"), weights))
+    # The same OUTPUT without the ensemble is another job: refused, not mixed.
+    with pytest.raises(BatchError, match="already exists"):
+        run_batch(folder, out, 2, weights, tile=TILE)
 
 
 def test_local_workers_spill_held_results_beyond_their_cap():

@@ -103,3 +103,16 @@ def test_odd_but_valid_inputs_work(tmp_path, name, array, fresh_weights):
     if array.ndim == 3 and array.shape[2] == 4:
         # Alpha is upscaled on its own: a constant alpha stays constant.
         assert np.all(result[..., 3] == 128)
+
+
+def test_run_with_self_ensemble_writes_the_ensembled_image(tmp_path):
+    from napari_cisr import super_resolve
+
+    source = tmp_path / "in.jpg"
+    source.write_bytes(_jpeg_bytes())
+    plain, ensembled = tmp_path / "plain.png", tmp_path / "ensembled.png"
+    assert main(["run", str(source), str(plain), "--device", "cpu"]) == 0
+    assert main(["run", str(source), str(ensembled), "--device", "cpu", "--self-ensemble"]) == 0
+    expected = super_resolve(read_image(source), 2, device="cpu", self_ensemble=True)
+    np.testing.assert_array_equal(read_image(ensembled), expected)
+    assert not np.array_equal(read_image(plain), expected)

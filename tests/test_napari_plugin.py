@@ -123,7 +123,7 @@ def test_widget_super_resolves_sample_with_aligned_outputs(make_napari_viewer, q
     np.testing.assert_allclose(out.scale, (0.35, 0.65))
 
 
-def test_widget_precision_reaches_the_core(make_napari_viewer, qtbot, tmp_path):
+def test_widget_precision_and_self_ensemble_reach_the_core(make_napari_viewer, qtbot, tmp_path):
     import torch
 
     from napari_cisr import super_resolve
@@ -145,16 +145,21 @@ def test_widget_precision_reaches_the_core(make_napari_viewer, qtbot, tmp_path):
     widget = _dock_with_weights(viewer, weights_file)
     widget.params.iterations = 1
     widget._fields["precision"].value = "float32"  # the GUI drives the params
-    assert widget.params.precision == "float32"
+    widget._fields["self_ensemble"].value = True
+    assert widget.params.precision == "float32" and widget.params.self_ensemble
 
     _run_to_end(qtbot, widget)
 
-    def core(precision):
-        return super_resolve(rgb, 2, weights_file, iterations=1, device="cpu", precision=precision)
+    def core(precision, self_ensemble):
+        return super_resolve(
+            rgb, 2, weights_file, iterations=1, device="cpu", precision=precision,
+            self_ensemble=self_ensemble,
+        )  # fmt: skip
 
-    fp32, bf16 = core("float32"), core("bfloat16")
-    assert not np.array_equal(fp32, bf16)  # so the comparison below tells them apart
-    np.testing.assert_array_equal(viewer.layers["small ×2 (CISR)"].data, fp32)
+    wanted = core("float32", True)
+    for other in (core("bfloat16", True), core("float32", False)):
+        assert not np.array_equal(wanted, other)  # so the comparison below tells them apart
+    np.testing.assert_array_equal(viewer.layers["small ×2 (CISR)"].data, wanted)
 
 
 def test_widget_offers_only_models_with_shipped_weights():

@@ -317,3 +317,58 @@ def test_cpu_tiles_are_capped_for_speed_but_small_images_stay_whole():
     # a tight budget still wins over the cap
     tight = tiling.choose_tile(config, (8000, 8000), "cpu", budget=2**28)
     assert tight is not None and tight < tiling.CPU_SPEED_TILE
+
+
+# ------------------------------------------------------------------------------ self-ensemble
+
+
+def test_self_ensemble_is_the_mean_of_the_eight_transformed_runs(model, photo):
+    from napari_cisr.inference import DIHEDRAL, to_network, unfold_outputs
+
+    z, _ = to_network(photo[:41, :53])  # not square: odd turns swap the sides
+    blocking = model.blocking(z)
+    with torch.no_grad():
+        y_mean, x_mean = list(unfold_outputs(model, z, 2, blocking, self_ensemble=True))[-1]
+        expected_y, expected_x = torch.zeros_like(y_mean), torch.zeros_like(x_mean)
+        for turns, mirror in DIHEDRAL:
+            zt = torch.rot90(z.flip(-1) if mirror else z, turns, dims=(-2, -1))
+            dt = torch.rot90(blocking.flip(-1) if mirror else blocking, turns, dims=(-2, -1))
+            run = model(zt, 2, dt)
+            y_hat, x_hat = run.y_hat[-1], run.x_hat[-1]
+            for out, total in ((y_hat, expected_y), (x_hat, expected_x)):
+                back = torch.rot90(out, -turns, dims=(-2, -1))
+                total += (back.flip(-1) if mirror else back) / 8
+        plain = list(unfold_outputs(model, z, 2, blocking))[-1][1]
+    torch.testing.assert_close(y_mean, expected_y, atol=1e-6, rtol=0)
+    torch.testing.assert_close(x_mean, expected_x, atol=1e-6, rtol=0)
+    assert (x_mean - plain).abs().max() > 1e-3  # the random network is far from equivariant
+
+
+def test_self_ensemble_output_turns_with_its_input(model, photo):
+    # Averaging over the whole dihedral group makes the result exactly equivariant, which a
+    # single run of the network is not: turning the input (and its d(z)) turns the output.
+    from napari_cisr.inference import to_network, unfold_outputs
+
+    z, _ = to_network(photo[:40, :56])
+    blocking = model.blocking(z)
+    turned_z, turned_d = torch.rot90(z, 1, dims=(-2, -1)), torch.rot90(blocking, 1, dims=(-2, -1))
+    with torch.no_grad():
+        out = list(unfold_outputs(model, z, 2, blocking, self_ensemble=True))[-1][1]
+        turned = list(unfold_outputs(model, turned_z, 2, turned_d, self_ensemble=True))[-1][1]
+        plain = list(unfold_outputs(model, z, 2, blocking))[-1][1]
+        plain_turned = list(unfold_outputs(model, turned_z, 2, turned_d))[-1][1]
+    torch.testing.assert_close(turned, torch.rot90(out, 1, dims=(-2, -1)), atol=1e-5, rtol=0)
+    assert (plain_turned - torch.rot90(plain, 1, dims=(-2, -1))).abs().max() > 1e-3
+
+
+def test_self_ensemble_tiled_and_dask_agree_with_whole(model, photo):
+    image = photo[:97, :131]
+    whole = super_resolve(image, 2, model, tile=0, device="cpu", self_ensemble=True)
+    plain = super_resolve(image, 2, model, tile=0, device="cpu")
+    tiled = _tiled(image, model, tile=37, self_ensemble=True)
+    lazy = tiling.tiled_super_resolve_dask(
+        da.from_array(image, chunks=(31, 45, 3)), 2, model, tile=37, device="cpu", halo=HALO,
+        self_ensemble=True,
+    )  # fmt: skip
+    assert _psnr(tiled.image, whole) > 45 and _psnr(plain, whole) < _psnr(tiled.image, whole)
+    np.testing.assert_array_equal(lazy.image.compute(scheduler="sync"), tiled.image)

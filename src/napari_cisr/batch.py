@@ -892,6 +892,7 @@ def run_batch(
     on_progress: Callable[[BatchProgress], None] | None = None,
     connect_timeout: float = 10.0,
     precision: str = "auto",
+    self_ensemble: bool = False,
 ) -> BatchReport:
     """Super-resolve a folder of images, a zarr array or an OME-Zarr image into a zarr store.
 
@@ -918,6 +919,9 @@ def run_batch(
     precision : str
         "auto", "float32" or "bfloat16" (as :func:`napari_cisr.super_resolve`), on the workers;
         part of the job, so a resumed run computes its remaining blocks the same way.
+    self_ensemble : bool
+        Average each tile over the eight rotations/flips (8x the time; as
+        :func:`napari_cisr.super_resolve`); part of the job, like ``precision``.
     threads : int, optional
         torch threads per local worker; default cores // workers.
     on_progress : callable, optional
@@ -986,6 +990,7 @@ def run_batch(
         "tile": core,
         "halo": halo,
         "precision": precision,
+        "self_ensemble": bool(self_ensemble),
         "items": [it.describe() for it in items],
         "failed_on_read": [name for name, _ in failed],
         "napari_cisr": __version__,
@@ -1069,6 +1074,7 @@ def run_batch(
                         halo=halo,
                         grid=lazy,
                         precision=precision,
+                        self_ensemble=self_ensemble,
                     )
                     yield lead, built.result.image, built.tiles, {lazy.key: grid}
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import functools
 import logging
-from collections.abc import Generator
+from collections.abc import Generator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -50,6 +50,67 @@ class SuperResolveResult:
     y_hats: list[np.ndarray] = field(default_factory=list)
     x_hats: list[np.ndarray] = field(default_factory=list)
     blocking: np.ndarray | None = None
+
+
+#: The eight rotations/flips of the self-ensemble, as (quarter turns, mirrored first).
+DIHEDRAL = tuple((turns, mirror) for mirror in (False, True) for turns in range(4))
+
+
+def _dihedral(tensor: torch.Tensor, turns: int, mirror: bool) -> torch.Tensor:
+    if mirror:
+        tensor = tensor.flip(-1)
+    return torch.rot90(tensor, turns, dims=(-2, -1))
+
+
+def _undo_dihedral(tensor: torch.Tensor, turns: int, mirror: bool) -> torch.Tensor:
+    tensor = torch.rot90(tensor, -turns, dims=(-2, -1))
+    return tensor.flip(-1) if mirror else tensor
+
+
+def unfold_outputs(
+    network: CISRPSI,
+    z: torch.Tensor,
+    iterations: int,
+    blocking: torch.Tensor,
+    self_ensemble: bool = False,
+) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """Yield (ŷ_j, x̂_j) for j = 1..``iterations``, one iteration at a time.
+
+    Without ``self_ensemble`` this is ``network.unfold``. With it, every estimate is the mean
+    over the eight rotations/flips of z (EDSR's x8 self-ensemble), each run of the network
+    transformed back. d(z) is transformed with z rather than detected again, so the
+    compression grid keeps its phase in every transform, also in a tile whose grid comes from
+    the whole image. The eight runs advance together, one iteration at a time, each at batch 1:
+    eight times the work of one run, the memory of one run plus eight iterates.
+
+    Parameters
+    ----------
+    network : CISRPSI
+    z : Tensor
+        B×C×H×W compressed LR input in [0, 1].
+    iterations : int
+        J.
+    blocking : Tensor
+        d(z), B×1×H×W.
+    self_ensemble : bool
+        Average over the eight rotations/flips.
+    """
+    if not self_ensemble:
+        yield from network.unfold(z, iterations, blocking)
+        return
+    runs = [
+        network.unfold(_dihedral(z, turns, mirror), iterations, _dihedral(blocking, turns, mirror))
+        for turns, mirror in DIHEDRAL
+    ]
+    for _ in range(iterations):
+        y_sum = x_sum = None
+        for (turns, mirror), run in zip(DIHEDRAL, runs, strict=True):
+            y_hat, x_hat = next(run)
+            y_hat = _undo_dihedral(y_hat, turns, mirror).float()
+            x_hat = _undo_dihedral(x_hat, turns, mirror).float()
+            y_sum = y_hat if y_sum is None else y_sum + y_hat
+            x_sum = x_hat if x_sum is None else x_sum + x_hat
+        yield y_sum / len(DIHEDRAL), x_sum / len(DIHEDRAL)
 
 
 @functools.lru_cache(maxsize=4)
@@ -134,6 +195,7 @@ def super_resolve_steps(
     device: str = "auto",
     intermediates: bool = False,
     precision: str = "auto",
+    self_ensemble: bool = False,
 ) -> Generator[Progress, None, SuperResolveResult]:
     """Super-resolve an image step by step: yields :class:`Progress`, returns the result.
 
@@ -163,6 +225,9 @@ def super_resolve_steps(
     precision : str
         "auto" (bfloat16 autocast where the device has native bfloat16, else float32),
         "float32" or "bfloat16".
+    self_ensemble : bool
+        Average the network over the eight rotations/flips of the input (:func:`unfold_outputs`):
+        eight times the time for a higher PSNR (docs/models.md measures how much).
 
     Notes
     -----
@@ -177,8 +242,9 @@ def super_resolve_steps(
         if tile == 0:
             raise ValueError("a dask array is always processed in tiles; tile=0 needs numpy")
         return tiled_super_resolve_dask(
-            image, scale, model, iterations, tile, device, intermediates, precision=precision
-        )
+            image, scale, model, iterations, tile, device, intermediates,
+            precision=precision, self_ensemble=self_ensemble,
+        )  # fmt: skip
     target = resolve_device(device)
     network = _resolve_model(model, scale, target)
     if tile is None:
@@ -190,7 +256,15 @@ def super_resolve_steps(
 
         return (
             yield from tiled_super_resolve_steps(
-                image, scale, network, iterations, tile, device, intermediates, precision=precision
+                image,
+                scale,
+                network,
+                iterations,
+                tile,
+                device,
+                intermediates,
+                precision=precision,
+                self_ensemble=self_ensemble,
             )
         )
     rgb, alpha = to_network(image)
@@ -202,7 +276,7 @@ def super_resolve_steps(
     # between steps never runs under inference mode or autocast.
     with inference_context(target, dtype):
         blocking = network.blocking(rgb)
-        steps = network.unfold(rgb, total, blocking)
+        steps = unfold_outputs(network, rgb, total, blocking, self_ensemble)
     x_hat = None
     for j in range(1, total + 1):
         with inference_context(target, dtype):
@@ -240,6 +314,7 @@ def super_resolve(
     tile: int | None = None,
     device: str = "auto",
     precision: str = "auto",
+    self_ensemble: bool = False,
 ) -> np.ndarray:
     """Super-resolve a compressed image.
 
@@ -248,7 +323,7 @@ def super_resolve(
     image : ndarray or dask.array.Array
         H×W, H×W×3 or H×W×4; uint8, uint16 or float in [0, 1]. Alpha is upscaled
         bicubically on its own; grayscale stays grayscale.
-    scale, model, iterations, tile, device, precision
+    scale, model, iterations, tile, device, precision, self_ensemble
         As in :func:`super_resolve_steps`.
 
     Returns
@@ -257,5 +332,14 @@ def super_resolve(
         Same layout and dtype, ``scale`` times larger in H and W; lazy (dask) for dask input.
     """
     return run_to_completion(
-        super_resolve_steps(image, scale, model, iterations, tile, device, precision=precision)
+        super_resolve_steps(
+            image,
+            scale,
+            model,
+            iterations,
+            tile,
+            device,
+            precision=precision,
+            self_ensemble=self_ensemble,
+        )
     ).image

@@ -52,6 +52,7 @@ from napari_cisr.inference import (
     check_image,
     from_network,
     to_network,
+    unfold_outputs,
 )
 from napari_cisr.model import CISRPSI, CISRConfig
 from napari_cisr.model.resize import bicubic_upsample
@@ -533,12 +534,14 @@ class _Layout:
     HR part: [alpha (if any)] [x̂_J (3)] [x̂_1..x̂_{J-1} (3 each) if intermediates] [LR pack];
     the LR pack holds ŷ_1..ŷ_J (3 each), d(z) and the LR alpha, zero-padded to a multiple of
     s² channels and pixel-shuffled into HR (s² LR values per HR pixel, no loss).
+    ``self_ensemble`` says how each tile's prediction is made (:func:`unfold_outputs`).
     """
 
     scale: int
     iterations: int
     alpha: bool
     intermediates: bool
+    self_ensemble: bool = False
 
     @property
     def lr_channels(self) -> int:
@@ -601,8 +604,8 @@ def _predict_tile(
 
             local = (grid.offset[0] - window[0], grid.offset[1] - window[2])
             blocking = blocking_map(rgb, grid=grid.period, offset=local)
-        steps: Iterator[tuple[torch.Tensor, torch.Tensor]] = network.unfold(
-            rgb, layout.iterations, blocking
+        steps: Iterator[tuple[torch.Tensor, torch.Tensor]] = unfold_outputs(
+            network, rgb, layout.iterations, blocking, layout.self_ensemble
         )
     hr_parts: list[torch.Tensor] = []
     lr_parts: list[torch.Tensor] = []
@@ -702,6 +705,7 @@ def tiled_super_resolve_steps(
     blend: int | None = None,
     grid: GridInfo | str | None = "auto",
     precision: str = "auto",
+    self_ensemble: bool = False,
 ) -> Generator[Progress, None, SuperResolveResult]:
     """Super-resolve a numpy plane tile by tile; yields progress, returns the result.
 
@@ -725,7 +729,7 @@ def tiled_super_resolve_steps(
     grid : GridInfo, None or "auto"
         The plane's compression grid; "auto" detects it (:func:`estimate_grid`), ``None`` means
         no blocking (d(z) = 0).
-    precision : str
+    precision, self_ensemble
         As in :func:`napari_cisr.inference.super_resolve_steps`.
 
     Returns
@@ -740,7 +744,8 @@ def tiled_super_resolve_steps(
     plan = plan_tiles(image.shape[:2], scale, tile, halo, blend)
     if isinstance(grid, str):
         grid = estimate_grid(image)
-    layout = _Layout(scale, n_iter, image.ndim == 3 and image.shape[2] == 4, intermediates)
+    alpha = image.ndim == 3 and image.shape[2] == 4
+    layout = _Layout(scale, n_iter, alpha, intermediates, self_ensemble)
     log.debug("tiled inference: %s, grid %s", plan, grid)
 
     height, width = image.shape[:2]
@@ -908,6 +913,7 @@ def build_tiled_dask(
     blend: int | None = None,
     grid: GridInfo | str | None = "auto",
     precision: str = "auto",
+    self_ensemble: bool = False,
 ) -> TiledDask:
     """The graph of :func:`tiled_super_resolve_dask`, with its network tiles exposed.
 
@@ -925,7 +931,7 @@ def build_tiled_dask(
         tile = choose_tile(config, None, device, parallel=os.cpu_count() or 1)
     plan = plan_tiles(image.shape[:2], scale, tile, halo, blend)
     alpha = image.ndim == 3 and image.shape[2] == 4
-    layout = _Layout(scale, n_iter, alpha, intermediates)
+    layout = _Layout(scale, n_iter, alpha, intermediates, self_ensemble)
     ref = _ModelRef(network if isinstance(model, CISRPSI) else model, scale, device, precision)
     like = np.zeros((1,) * image.ndim, image.dtype)
 
@@ -1041,6 +1047,7 @@ def tiled_super_resolve_dask(
     blend: int | None = None,
     grid: GridInfo | str | None = "auto",
     precision: str = "auto",
+    self_ensemble: bool = False,
 ) -> SuperResolveResult:
     """Super-resolve a dask plane lazily: returns dask arrays, computes nothing.
 
@@ -1059,7 +1066,7 @@ def tiled_super_resolve_dask(
         As in :func:`tiled_super_resolve_steps`; with "auto" the grid is detected by a delayed
         task (:func:`lazy_grid`) when the result is computed. A ``Delayed`` grid is used as
         given (a caller can then hold its result while computing the tiles in several goes).
-    precision : str
+    precision, self_ensemble
         As in :func:`napari_cisr.inference.super_resolve_steps`.
 
     Returns
@@ -1082,4 +1089,5 @@ def tiled_super_resolve_dask(
         blend=blend,
         grid=grid,
         precision=precision,
+        self_ensemble=self_ensemble,
     ).result

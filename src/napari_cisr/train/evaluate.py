@@ -42,8 +42,12 @@ def evaluate(
     device: str = "auto",
     iterations: int | None = None,
     precision: str = "auto",
+    self_ensemble: bool = False,
 ) -> dict:
     """Score ``model`` and bicubic on every photo × configuration.
+
+    ``device``, ``iterations``, ``precision`` and ``self_ensemble`` are passed to
+    :func:`napari_cisr.super_resolve`.
 
     Returns
     -------
@@ -69,6 +73,7 @@ def evaluate(
                 iterations=iterations,
                 device=device,
                 precision=precision,
+                self_ensemble=self_ensemble,
             )
             baseline = bicubic_upscale(z, scale)
             row = rows.setdefault(config_name(codec, quality), {k: [] for k in _KEYS})
@@ -88,6 +93,7 @@ def evaluate(
         "downscale": downscale,
         # What "auto" resolved to on this machine: bfloat16 and float32 differ by ~0.003 dB.
         "precision": str(resolve_precision(precision, resolve_device(device))).split(".")[-1],
+        "self_ensemble": self_ensemble,
         "configs": table,
     }
     return summarise(report)
@@ -115,7 +121,9 @@ def summarise(report: dict) -> dict:
 def format_table(report: dict) -> str:
     """The report as a Markdown table like the paper's Table 2."""
     lines = [
-        f"x{report['scale']}, model {report['model']}, {len(report['photos'])} photos",
+        f"x{report['scale']}, model {report['model']}"
+        + (", x8 self-ensemble" if report.get("self_ensemble") else "")
+        + f", {len(report['photos'])} photos",
         "",
         "| config | bicubic PSNR / SSIM | CISR PSNR / SSIM | gain (dB) |",
         "| --- | --- | --- | --- |",
