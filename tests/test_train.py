@@ -258,7 +258,7 @@ def test_growing_refuses_a_network_of_another_design():
         load_into_larger(wider, x3.state_dict(), wider=True)
     deeper = build_model(variant_config("lite", 2, **{**small, "blocks": 2}))
     shallow = build_model(variant_config("lite", 2, **small))
-    with pytest.raises(ValueError, match="more than RCABs"):
+    with pytest.raises(ValueError, match="lack 2 RCABs"):
         load_into_larger(deeper, shallow.state_dict(), deeper=False)
 
 

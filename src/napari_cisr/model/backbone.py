@@ -100,9 +100,11 @@ def load_into_larger(
         if isinstance(module, ResidualChannelAttentionBlock) and f"{name}.conv1.weight" in missing
     }
     covered = {f"{name}.{key}" for name, block in added.items() for key in block.state_dict()}
-    if unexpected or missing != covered or (added and not deeper):
-        odd = unexpected or sorted(missing - covered) or sorted(covered)
+    if unexpected or missing != covered:
+        odd = unexpected or sorted(missing - covered)
         raise ValueError(f"the weights differ from the network by more than RCABs: {odd[:3]}")
+    if added and not deeper:
+        raise ValueError(f"the weights lack {len(added)} RCABs of the network (not deeper)")
     if not_leading or (grown and not wider):
         odd = not_leading or grown
         raise ValueError(f"the weights differ from the network by more than width: {odd[:3]}")
