@@ -2,7 +2,8 @@
 # One lease of a GPU machine, in one command: GPU throughput (alone on the machine), the CUDA
 # tests, then training runs side by side (CONFIGS, default the lite GPU stages
 # configs/lite-x{2,3,4}-stage{6,5,4}.json), each given as many steps as fit TRAIN_SECONDS.
-# BENCH=0 / TESTS=0 skip the benchmarks (throughput, training-step dispatch) / the tests.
+# BENCH=0 / DISPATCH=0 / TESTS=0 skip the throughput benchmark / the training-step dispatch
+# benchmark (benchmarks/step_dispatch.py) / the tests.
 #
 #   OUT=gpu-out TRAIN_SECONDS=360 bash scripts/gpu_session.sh
 #
@@ -42,7 +43,7 @@ echo "== throughput (alone on the GPU)"
   --json "$OUT/throughput-lite-x2-h200.json" 2>&1 | grep -v USDT | tee "$OUT/bench.log"
 
 echo "== training-step dispatch: streamed vs batched non-local, batch 64/128/256 (alone on the GPU)"
-[ "${BENCH:-1}" = 1 ] && timeout 150 $PY benchmarks/step_dispatch.py --device $DEVICE --bf16 \
+[ "${DISPATCH:-1}" = 1 ] && timeout 150 $PY benchmarks/step_dispatch.py --device $DEVICE --bf16 \
   --batch 64 128 256 --json "$OUT/step-dispatch-lite-x2-gpu.json" 2>&1 | grep -v USDT | tee "$OUT/dispatch.log"
 
 echo "== CUDA tests"
