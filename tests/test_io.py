@@ -88,17 +88,22 @@ def _png_filter(row: np.ndarray, prior: np.ndarray, ftype: int, bpp: int) -> np.
     return out.astype(np.uint8)
 
 
-def test_png16_colour_decoder_handles_every_filter_type(tmp_path):
-    """A 16-bit RGB PNG using all five filters decodes exactly; Pillow agrees on the top byte."""
+@pytest.mark.parametrize(
+    ("channels", "color_type", "shape"), [(3, 2, (10, 7)), (4, 6, (13, 9)), (2, 4, (6, 17))]
+)
+def test_png16_colour_decoder_handles_every_filter_type(tmp_path, channels, color_type, shape):
+    """A 16-bit RGB / RGBA / gray+alpha PNG whose rows use all five filters (in turn, then at
+    random) decodes exactly; for RGB, Pillow agrees on the top byte."""
     rng = np.random.default_rng(2)
-    h, w = 10, 7
-    arr = rng.integers(0, 65536, (h, w, 3), dtype=np.uint16)
-    raw_rows = arr.astype(">u2").view(np.uint8).reshape(h, w * 6)
-    prior = np.zeros(w * 6, np.uint8)
+    h, w = shape
+    bpp = 2 * channels
+    arr = rng.integers(0, 65536, (h, w, channels), dtype=np.uint16)
+    raw_rows = arr.astype(">u2").view(np.uint8).reshape(h, w * bpp)
+    prior = np.zeros(w * bpp, np.uint8)
     body = b""
     for y in range(h):
-        ftype = y % 5
-        body += bytes([ftype]) + _png_filter(raw_rows[y], prior, ftype, 6).tobytes()
+        ftype = y % 5 if y < 5 else int(rng.integers(5))
+        body += bytes([ftype]) + _png_filter(raw_rows[y], prior, ftype, bpp).tobytes()
         prior = raw_rows[y]
 
     def chunk(tag: bytes, payload: bytes) -> bytes:
@@ -107,15 +112,18 @@ def test_png16_colour_decoder_handles_every_filter_type(tmp_path):
 
     png = (
         b"\x89PNG\r\n\x1a\n"
-        + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 16, 2, 0, 0, 0))
+        + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 16, color_type, 0, 0, 0))
         + chunk(b"IDAT", zlib.compress(body))
         + chunk(b"IEND", b"")
     )
     path = tmp_path / "filters.png"
     path.write_bytes(png)
     out = io.read_image(path)
+    if channels == 2:  # gray + alpha is returned as RGBA
+        arr = np.concatenate([arr[..., :1]] * 3 + [arr[..., 1:]], axis=-1)
     np.testing.assert_array_equal(out, arr)
-    np.testing.assert_array_equal(np.asarray(Image.open(path)), (arr >> 8).astype(np.uint8))
+    if channels == 3:
+        np.testing.assert_array_equal(np.asarray(Image.open(path)), (arr >> 8).astype(np.uint8))
 
 
 def test_tiff_keeps_dtype_and_stacks(tmp_path):

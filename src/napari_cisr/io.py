@@ -302,43 +302,51 @@ def _read_png16(path: Path) -> np.ndarray:
     if len(raw) < h * (stride + 1):
         raise ImageReadError(path, "truncated PNG data")
     rows = np.frombuffer(raw, np.uint8, count=h * (stride + 1)).reshape(h, stride + 1)
-    out = np.zeros((h, stride), np.uint8)
-    prior = np.zeros(stride, np.int32)
-    for y in range(h):
-        ftype, line = rows[y, 0], rows[y, 1:].astype(np.int32)
-        if ftype == 0:
-            cur = line
-        elif ftype == 1:  # Sub: running sum along pixels, per byte position
-            cur = np.cumsum(line.reshape(w, bpp), axis=0).ravel() & 0xFF
-        elif ftype == 2:  # Up
-            cur = (line + prior) & 0xFF
-        elif ftype in (3, 4):  # Average / Paeth: inherently sequential along the row
-            cur = _unfilter_sequential(ftype, line, prior, bpp)
-        else:
-            raise ImageReadError(path, f"corrupt PNG data (filter type {ftype})")
-        out[y] = cur
-        prior = cur.astype(np.int32)
+    filters = rows[:, 0]
+    if filters.max(initial=0) > 4:
+        raise ImageReadError(path, f"corrupt PNG data (filter type {int(filters.max())})")
+    out = _unfilter(rows[:, 1:].reshape(h, w, bpp), filters)
     arr = out.view(">u2").reshape(h, w, channels).astype(np.uint16)
     if channels == 2:  # gray + alpha -> RGBA, as for 8-bit
         arr = np.concatenate([arr[..., :1]] * 3 + [arr[..., 1:]], axis=-1)
     return arr
 
 
-def _unfilter_sequential(ftype: int, line: np.ndarray, prior: np.ndarray, bpp: int) -> np.ndarray:
-    cur = [0] * len(line)
-    ln, up = line.tolist(), prior.tolist()
-    for i in range(len(ln)):
-        a = cur[i - bpp] if i >= bpp else 0
-        b = up[i]
-        if ftype == 3:
-            cur[i] = (ln[i] + ((a + b) >> 1)) & 0xFF
-        else:
-            c = up[i - bpp] if i >= bpp else 0
-            p = a + b - c
-            pa, pb, pc = abs(p - a), abs(p - b), abs(p - c)
-            pred = a if (pa <= pb and pa <= pc) else (b if pb <= pc else c)
-            cur[i] = (ln[i] + pred) & 0xFF
-    return np.asarray(cur, np.int32)
+def _unfilter(filtered: np.ndarray, filters: np.ndarray) -> np.ndarray:
+    """Undo the PNG scanline filters of an H×W×bpp byte array (row ``y`` used ``filters[y]``).
+
+    Byte (y, x) depends on its left (y, x−1), upper (y−1, x) and upper-left neighbours (the
+    Sub, Up, Average and Paeth predictors), so every pixel of an anti-diagonal y + x = d can be
+    decoded at once from the two diagonals before it: h + w − 1 vectorised steps instead of a
+    Python loop over every byte of the Average/Paeth rows. The work is laid out by diagonal
+    (``skewed[d, y] = pixel (y, d − y)``) so that each step reads and writes plain slices.
+
+    Returns
+    -------
+    ndarray
+        uint8, H×(W·bpp): the raw scanlines.
+    """
+    h, w, bpp = filtered.shape
+    rows, cols = np.mgrid[0:h, 0:w]
+    # Diagonal-major, with one zero diagonal and one zero row in front: the "prior" of the
+    # first row and the left neighbour of the first pixel are 0 in PNG.
+    skewed = np.zeros((h + w, h + 1, bpp), np.int16)
+    data = np.zeros((h + w, h + 1, bpp), np.int16)
+    data[rows + cols + 1, rows + 1] = filtered
+    kind = np.zeros(h + 1, np.int16)
+    kind[1:] = filters
+    for d in range(1, h + w):
+        y0, y1 = max(1, d - w + 1), min(h, d) + 1  # rows (1-based) on this diagonal
+        a = skewed[d - 1, y0:y1]  # left: previous diagonal, same row
+        b = skewed[d - 1, y0 - 1 : y1 - 1]  # up: previous diagonal, row above
+        c = skewed[d - 2, y0 - 1 : y1 - 1] if d >= 2 else np.zeros_like(a)  # up-left
+        p = a + b - c
+        pa, pb, pc = np.abs(p - a), np.abs(p - b), np.abs(p - c)
+        paeth = np.where((pa <= pb) & (pa <= pc), a, np.where(pb <= pc, b, c))
+        t = kind[y0:y1, None]
+        predictor = np.select([t == 0, t == 1, t == 2, t == 3], [0, a, b, (a + b) >> 1], paeth)
+        skewed[d, y0:y1] = (data[d, y0:y1] + predictor) & 0xFF
+    return skewed[rows + cols + 1, rows + 1].astype(np.uint8).reshape(h, w * bpp)
 
 
 def _encode_png16(arr: np.ndarray) -> bytes:
