@@ -153,7 +153,7 @@ class BlockingAwareNonLocal(nn.Module):
 
         neg_inv_h2 = -1.0 / (h.square() + _BANDWIDTH_EPS)
         if want_weights:
-            return self._weights(g_pad, neg_inv_h2, keep_pad, height, width)
+            return self._weights(g_pad, neg_inv_h2, keep_pad, 0, height, width)
         if self._batched(z.device):
             # Every offset of a band at once: the largest tensor is B·C·(2r+1)² per band pixel.
             row_elems = batch * channels * window * window * (width + 2 * p)
@@ -235,26 +235,17 @@ class BlockingAwareNonLocal(nn.Module):
         y1: int,
         width: int,
     ) -> torch.Tensor:
-        """u for rows [y0, y1), every offset at once; the same sums as :meth:`_band_streamed`.
-
-        The unmasked fallback is computed for every pixel and chosen by ``torch.where``: a
-        little more arithmetic, but no host synchronisation (a CUDA step keeps queueing).
-        """
+        """u for rows [y0, y1), every offset at once: Σ_n w(m, n) z(n) with the normalised
+        weights of :meth:`_weights`, whose all-masked fallback is a ``torch.where`` over every
+        pixel rather than a branch, so nothing synchronises with the host (a CUDA step keeps
+        queueing)."""
         window = 2 * self.search_radius + 1
         batch, channels = z_pad.shape[:2]
-        e, kept = self._batched_terms(g_pad, neg_inv_h2, keep_pad, y0, y1, width)
+        weights = self._weights(g_pad, neg_inv_h2, keep_pad, y0, y1, width)
         z_n = F.unfold(z_pad[:, :, y0 : y1 + window - 1], window).view(
             batch, channels, window * window, y1 - y0, width
         )
-        e_sum = e.sum(1, keepdim=True)
-        e_kept = e * kept
-        kept_sum = e_kept.sum(1, keepdim=True)
-        numerator = (e_kept.unsqueeze(1) * z_n).sum(2)
-        unmasked = (e.unsqueeze(1) * z_n).sum(2)
-        usable = kept_sum > _MIN_KEPT * e_sum
-        return torch.where(
-            usable, numerator / kept_sum.clamp_min(_MIN_KEPT * e_sum), unmasked / e_sum
-        )
+        return (weights.unsqueeze(1) * z_n).sum(2)
 
     def _band_streamed(
         self,
@@ -300,11 +291,12 @@ class BlockingAwareNonLocal(nn.Module):
         g_pad: torch.Tensor,
         neg_inv_h2: torch.Tensor,
         keep_pad: torch.Tensor,
-        height: int,
+        y0: int,
+        y1: int,
         width: int,
     ) -> torch.Tensor:
-        """The normalised weights as B×K×H×W (for inspection and tests; memory ∝ K)."""
-        e, kept = self._batched_terms(g_pad, neg_inv_h2, keep_pad, 0, height, width)
+        """The normalised weights w(m, n) of rows [y0, y1) as B×K×(y1−y0)×W (memory ∝ K)."""
+        e, kept = self._batched_terms(g_pad, neg_inv_h2, keep_pad, y0, y1, width)
         e_sum = e.sum(1, keepdim=True)
         masked = e * kept
         kept_sum = masked.sum(1, keepdim=True)
