@@ -67,6 +67,47 @@ def test_sampler_is_reproducible_and_shapes_follow_the_scale():
     assert 0 < (z - y).abs().mean() < 0.1
 
 
+@pytest.mark.parametrize(
+    ("compress_size", "photo_side", "region"),
+    [(192, 900, 192), (192, 300, 100), (64, 900, 64), (10, 900, 40)],
+)
+def test_sampler_compresses_a_region_around_the_patch(
+    monkeypatch, compress_size, photo_side, region
+):
+    """The codec sees a ``compress_size``² LR region (capped by the photo, at least patch + 16)
+    and the patch is that region's decoded pixels at the drawn position: z is a crop of the
+    compressed region, not a compressed crop (which WebP codes differently)."""
+    import napari_cisr.train.data as data_module
+
+    seen = []
+
+    def recording_compress(image, codec, quality):
+        seen.append(image)
+        return compress(image, codec, quality)
+
+    monkeypatch.setattr(data_module, "compress", recording_compress)
+    rng = np.random.default_rng(3)
+    photo = rng.integers(0, 255, (photo_side, photo_side + 7, 3), dtype=np.uint8)
+    sampler = PatchSampler([photo], scale=3, patch=24, seed=2, compress_size=compress_size)
+    for _ in range(6):
+        z, y, _x = sampler.sample()
+        lr = seen[-1]
+        assert lr.shape == (region, region, 3)
+        # Find the patch in the region: y is the clean LR there, z the decoded pixels there.
+        hits = [
+            (dy, dx)
+            for dy in range(region - 23)
+            for dx in range(region - 23)
+            if np.array_equal(lr[dy : dy + 24, dx : dx + 24], y)
+        ]
+        assert len(hits) == 1
+        dy, dx = hits[0]
+        assert any(
+            np.array_equal(compress(lr, codec, quality)[dy : dy + 24, dx : dx + 24], z)
+            for codec, quality in TRAIN_CONFIGS
+        )
+
+
 def _first_batches(stream: PatchStream, workers: int, count: int) -> list[torch.Tensor]:
     loader = torch.utils.data.DataLoader(stream, batch_size=None, num_workers=workers)
     batches = iter(loader)

@@ -42,6 +42,11 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--steps", type=int)
     p.add_argument("--batch", type=int)
     p.add_argument("--patch", type=int, help="LR patch side")
+    p.add_argument(
+        "--compress-size",
+        type=int,
+        help="LR side of the region compressed around each patch (default 192; 64: older runs)",
+    )
     p.add_argument("--lr", type=float)
     p.add_argument(
         "--distance",

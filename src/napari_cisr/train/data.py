@@ -1,8 +1,11 @@
 """On-the-fly, seeded training pairs (paper Algorithm 1).
 
 HR patches are cut from clean photos; LR = antialiased bicubic downscale; z = LR round-tripped
-through one of the ten JPEG/WebP configurations. Each LR crop is compressed with a margin and
-then cropped at a random phase, so the network sees every position of the 8×8 / 16×16 grid.
+through one of the ten JPEG/WebP configurations. Each patch is cut from a larger compressed LR
+region (``compress_size``) at a random position, so the network sees every position of the
+8×8 / 16×16 grid, and the codec sees an image about the size of a real one: the paper compresses
+whole LR images, and libwebp's per-image choices (segment quantisers, loop-filter strength) on a
+64² image differ from those on a photo (docs/models.md, *Compressed whole*).
 """
 
 from __future__ import annotations
@@ -20,8 +23,11 @@ from napari_cisr.degrade import TRAIN_CONFIGS, Codec, bicubic_downscale, compres
 log = logging.getLogger(__name__)
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".tif", ".tiff")
-#: Extra LR pixels compressed around each patch so that its grid phase can be drawn at random.
+#: Extra LR pixels compressed around each patch at least, so that its grid phase can be drawn
+#: at random.
 _GRID_MARGIN = 16
+#: LR side of the region compressed around each patch, by default (see ``PatchSampler``).
+COMPRESS_SIZE = 192
 
 
 def load_clean_photo(path: str | Path, downscale: int = 3) -> np.ndarray:
@@ -97,6 +103,9 @@ class PatchSampler:
     configs : sequence of (codec, quality)
         Compression configurations drawn uniformly.
     seed : int
+    compress_size : int
+        LR side of the square region compressed around each patch: at least patch + 16 (the
+        grid margin), at most what the photo holds. 64 reproduces runs before this option.
     """
 
     def __init__(
@@ -106,12 +115,14 @@ class PatchSampler:
         patch: int = 48,
         configs: Sequence[tuple[Codec, int]] = TRAIN_CONFIGS,
         seed: int = 0,
+        compress_size: int = COMPRESS_SIZE,
     ) -> None:
         need = (patch + _GRID_MARGIN) * scale
         self.photos = [p for p in photos if min(p.shape[:2]) >= need]
         if not self.photos:
             raise ValueError(f"no training photo is at least {need} px on its short side")
         self.scale, self.patch, self.configs = scale, patch, list(configs)
+        self.compress_size = max(compress_size, patch + _GRID_MARGIN)
         self.rng = np.random.default_rng(seed)
         # Sample photos in proportion to their area, so every pixel is equally likely.
         areas = np.array([p.shape[0] * p.shape[1] for p in self.photos], dtype=np.float64)
@@ -121,7 +132,8 @@ class PatchSampler:
         """One (z, y, x): uint8 LR compressed, LR clean (patch×patch×3), HR (s·patch)²×3."""
         rng, s, patch = self.rng, self.scale, self.patch
         photo = self.photos[rng.choice(len(self.photos), p=self.photo_probs)]
-        big = (patch + _GRID_MARGIN) * s
+        region = min(self.compress_size, min(photo.shape[:2]) // s)
+        big = region * s
         top = rng.integers(0, photo.shape[0] - big + 1)
         left = rng.integers(0, photo.shape[1] - big + 1)
         hr = photo[top : top + big, left : left + big]
@@ -132,7 +144,7 @@ class PatchSampler:
         lr = bicubic_downscale(hr, s)
         codec, quality = self.configs[rng.integers(len(self.configs))]
         compressed = compress(lr, codec, quality)
-        dy, dx = rng.integers(0, _GRID_MARGIN + 1, size=2)
+        dy, dx = rng.integers(0, region - patch + 1, size=2)
         window = (slice(dy, dy + patch), slice(dx, dx + patch))
         hr_window = (slice(dy * s, (dy + patch) * s), slice(dx * s, (dx + patch) * s))
         return compressed[window], lr[window], hr[hr_window]
@@ -153,17 +165,26 @@ class PatchStream(torch.utils.data.IterableDataset):
     """
 
     def __init__(
-        self, photos: Sequence[np.ndarray], scale: int, patch: int, batch: int, seed: int
+        self,
+        photos: Sequence[np.ndarray],
+        scale: int,
+        patch: int,
+        batch: int,
+        seed: int,
+        compress_size: int = COMPRESS_SIZE,
     ) -> None:
         super().__init__()
         self.photos, self.scale, self.patch, self.batch, self.seed = (
             photos, scale, patch, batch, seed
         )  # fmt: skip
+        self.compress_size = compress_size
 
     def __iter__(self):
         info = torch.utils.data.get_worker_info()
         worker = info.id if info is not None else 0
         seed = int(np.random.SeedSequence([self.seed, worker]).generate_state(1)[0])
-        sampler = PatchSampler(self.photos, self.scale, self.patch, seed=seed)
+        sampler = PatchSampler(
+            self.photos, self.scale, self.patch, seed=seed, compress_size=self.compress_size
+        )
         while True:
             yield sampler.batch(self.batch)

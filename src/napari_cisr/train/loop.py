@@ -18,6 +18,7 @@ from napari_cisr.metrics import psnr_y
 from napari_cisr.model import CISRPSI, CISRConfig, build_model, variant_config
 from napari_cisr.model.backbone import load_into_larger
 from napari_cisr.train.data import (
+    COMPRESS_SIZE,
     PatchSampler,
     PatchStream,
     list_photos,
@@ -70,6 +71,10 @@ class TrainConfig:
     steps: int = 5000
     batch: int = 16
     patch: int = 48
+    #: LR side of the region compressed around each patch (``PatchSampler``): real images are
+    #: compressed whole, and WebP codes a 64² crop differently from a photo. 64 = the runs
+    #: before this option (patch 48 + the 16-px grid margin).
+    compress_size: int = COMPRESS_SIZE
     lr: float = 5e-4
     lr_min: float = 1e-5
     #: Steps of linear warm-up to ``lr`` before the cosine decay: a run that starts from
@@ -285,13 +290,15 @@ def train(cfg: TrainConfig) -> Path:
     seed = cfg.seed * 1_000_003 + step
     if cfg.workers > 0:
         loader = torch.utils.data.DataLoader(
-            PatchStream(photos, cfg.scale, cfg.patch, cfg.batch, seed),
+            PatchStream(photos, cfg.scale, cfg.patch, cfg.batch, seed, cfg.compress_size),
             batch_size=None, num_workers=cfg.workers, pin_memory=device.type == "cuda",
             prefetch_factor=4, persistent_workers=True,
         )  # fmt: skip
         batches = iter(loader)
     else:
-        sampler = PatchSampler(photos, cfg.scale, cfg.patch, seed=seed)
+        sampler = PatchSampler(
+            photos, cfg.scale, cfg.patch, seed=seed, compress_size=cfg.compress_size
+        )
         batches = iter(lambda: sampler.batch(cfg.batch), None)
     if device.type == "cuda":
         # Fixed patch shapes: let cuDNN pick the fastest convolution algorithms once.
