@@ -67,6 +67,28 @@ def test_sampler_is_reproducible_and_shapes_follow_the_scale():
     assert 0 < (z - y).abs().mean() < 0.1
 
 
+def test_compress_size_64_draws_the_patches_of_the_runs_before_it():
+    """The configs of runs before ``compress_size`` pin 64: the sampler must then draw exactly
+    what it drew then (a 64² LR region = patch 48 + 16-px margin, same random calls)."""
+    rng = np.random.default_rng(4)
+    photo = rng.integers(0, 255, (300, 260, 3), dtype=np.uint8)
+    sampler = PatchSampler([photo], scale=2, patch=48, seed=9, compress_size=64)
+    before = np.random.default_rng(9)  # the pre-compress_size sampling, written out
+    for _ in range(3):
+        z, y, x = sampler.sample()
+        before.choice(1, p=[1.0])
+        top, left = before.integers(0, 300 - 128 + 1), before.integers(0, 260 - 128 + 1)
+        hr = np.rot90(photo[top : top + 128, left : left + 128], k=before.integers(4))
+        if before.integers(2):
+            hr = hr[:, ::-1]
+        lr = bicubic_downscale(np.ascontiguousarray(hr), 2)
+        codec, quality = TRAIN_CONFIGS[before.integers(len(TRAIN_CONFIGS))]
+        dy, dx = before.integers(0, 17, size=2)
+        assert np.array_equal(z, compress(lr, codec, quality)[dy : dy + 48, dx : dx + 48])
+        assert np.array_equal(y, lr[dy : dy + 48, dx : dx + 48])
+        assert np.array_equal(x, hr[dy * 2 : (dy + 48) * 2, dx * 2 : (dx + 48) * 2])
+
+
 @pytest.mark.parametrize(
     ("compress_size", "photo_side", "region"),
     [(192, 900, 192), (192, 300, 100), (64, 900, 64), (10, 900, 40)],
