@@ -4,14 +4,14 @@ compressed each patch before ``compress_size``: T = 64).
 
 JPEG codes every 8×8 block on its own (only the decoder's chroma upsampling looks across
 block edges, so tiles differ from the whole along their borders): its rows are the control.
-libwebp makes per-image
-choices (segment quantisers, loop-filter strength) from the whole picture, so a 64² crop is
-coded differently from the same pixels in a photo: a network trained only on 64² encodings
-meets another distribution at test time. For each held-out mate-backgrounds photo (the
-skimage ones are smaller than a few tiles) the LR image is cut to a multiple of T, compressed
-both ways, super-resolved whole by ``--model``, and scored against bicubic of the same z.
+libwebp makes per-image choices (segment quantisers, loop-filter strength) from the whole
+picture, so a 64² crop is coded differently from the same pixels in a photo; whether a network
+trained on 64² encodings loses by it is what running this on networks trained both ways tells
+(docs/models.md, x2 stage 22). For each held-out mate-backgrounds photo (the skimage ones are
+smaller than a few tiles) the LR image is cut to a multiple of T, compressed both ways,
+super-resolved whole by ``--model``, and scored against bicubic of the same z.
 
-    cd benchmarks && python webp_context.py --scales 2 --tiles 64 128 \
+    cd benchmarks && python webp_context.py --scales 2 --tiles 64 \
         --json results/webp-context-lite-x2.json
 """
 
