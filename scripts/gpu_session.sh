@@ -3,7 +3,9 @@
 # tests, then training runs side by side (CONFIGS, default the lite GPU stages
 # configs/lite-x{2,3,4}-stage{6,5,4}.json), each given as many steps as fit TRAIN_SECONDS.
 # BENCH=0 / DISPATCH=0 / TESTS=0 skip the throughput benchmark / the training-step dispatch
-# benchmark (benchmarks/step_dispatch.py) / the tests.
+# benchmark (benchmarks/step_dispatch.py) / the tests. WORKERS (default 6) = loader processes per
+# run: patches cut from 192² compressed regions cost about 4.5x those from 64² ones
+# (benchmarks/patch_loader.py), so two runs side by side take 12 of the machine's 16 cores.
 #
 #   OUT=gpu-out TRAIN_SECONDS=360 bash scripts/gpu_session.sh
 #
@@ -65,7 +67,7 @@ steady_rate() {  # seconds per step between steps 25 and 50, from the progress l
   grep -o 'step [0-9]*/50 .* \([0-9.]*\)s/step' "runs/cal-$1.log" | sed 's/.* \([0-9.]*\)s\/step/\1/' |
     awk 'NR==1{a=$1} NR==2{b=$1} END{if (NR>=2) printf "%.4f", (50*b-25*a)/25}'
 }
-WORKERS=4
+WORKERS=${WORKERS:-6}
 calibrate $WORKERS
 if [ -z "$(steady_rate 0)" ]; then
   echo "calibration with loader workers failed; falling back to --workers 0"; tail -5 runs/cal-0.log
