@@ -1,8 +1,9 @@
 """What each unfolding iteration buys: Y-PSNR gain over bicubic of every x̂_j, j = 1..N (N may
 exceed the J = 3 the network was trained with), on the held-out photos, per configuration.
 
-z as in ``napari-cisr eval``; one ``super_resolve_steps(z, iterations=N, intermediates=True)``
-per photo and configuration gives every x̂_j (uint8, as the evaluation scores them).
+z as in ``napari-cisr eval`` (``evaluation_pairs``); one
+``super_resolve_steps(z, iterations=N, intermediates=True)`` per photo and configuration gives
+every x̂_j (uint8, as the evaluation scores them).
 
     cd benchmarks && python iterations.py --scales 2 --max-iterations 5 \
         --json results/iterations-lite-x2.json
@@ -15,32 +16,25 @@ import json
 import numpy as np
 from precision import HELDOUT, heldout_parser
 
-from napari_cisr.degrade import TRAIN_CONFIGS, bicubic_downscale, compress, config_name
+from napari_cisr.degrade import TRAIN_CONFIGS
 from napari_cisr.inference import run_to_completion, super_resolve_steps
 from napari_cisr.metrics import psnr_y
-from napari_cisr.train.data import load_clean_photo
-from napari_cisr.train.evaluate import bicubic_upscale
+from napari_cisr.train.evaluate import bicubic_upscale, evaluation_pairs
 
 
 def score(scale: int, model: str, iterations: int) -> dict[str, list[float]]:
     """Per configuration: the mean gain (dB) of x̂_1 … x̂_N over the held-out photos."""
     gains: dict[str, list[list[float]]] = {}
-    for path in HELDOUT:
-        truth = load_clean_photo(path, 3)
-        height, width = (truth.shape[0] // scale) * scale, (truth.shape[1] // scale) * scale
-        truth = truth[:height, :width]
-        lr = bicubic_downscale(truth, scale)
-        for codec, quality in TRAIN_CONFIGS:
-            z = compress(lr, codec, quality)
-            baseline = psnr_y(bicubic_upscale(z, scale), truth, shave=scale)
-            result = run_to_completion(
-                super_resolve_steps(
-                    z, scale=scale, model=model, iterations=iterations, intermediates=True
-                )
+    for _path, label, truth, z in evaluation_pairs(HELDOUT, scale, TRAIN_CONFIGS):
+        baseline = psnr_y(bicubic_upscale(z, scale), truth, shave=scale)
+        result = run_to_completion(
+            super_resolve_steps(
+                z, scale=scale, model=model, iterations=iterations, intermediates=True
             )
-            gains.setdefault(config_name(codec, quality), []).append(
-                [psnr_y(x_hat, truth, shave=scale) - baseline for x_hat in result.x_hats]
-            )
+        )
+        gains.setdefault(label, []).append(
+            [psnr_y(x_hat, truth, shave=scale) - baseline for x_hat in result.x_hats]
+        )
     return {label: np.mean(rows, axis=0).tolist() for label, rows in gains.items()}
 
 

@@ -19,30 +19,23 @@ import time
 import numpy as np
 from precision import HELDOUT, heldout_parser
 
-from napari_cisr.degrade import TRAIN_CONFIGS, bicubic_downscale, compress
+from napari_cisr.degrade import TRAIN_CONFIGS
 from napari_cisr.inference import super_resolve
 from napari_cisr.metrics import psnr_y
-from napari_cisr.train.data import load_clean_photo
-from napari_cisr.train.evaluate import bicubic_upscale
+from napari_cisr.train.evaluate import bicubic_upscale, evaluation_pairs
 
 
 def score(scale: int, model: str) -> dict:
     """Mean gains (dB) over bicubic of the plain and the ensembled output, and their seconds."""
     gains: dict[str, list[float]] = {"plain": [], "ensemble": []}
     seconds = {"plain": 0.0, "ensemble": 0.0}
-    for path in HELDOUT:
-        truth = load_clean_photo(path, 3)
-        height, width = (truth.shape[0] // scale) * scale, (truth.shape[1] // scale) * scale
-        truth = truth[:height, :width]
-        lr = bicubic_downscale(truth, scale)
-        for codec, quality in TRAIN_CONFIGS:
-            z = compress(lr, codec, quality)
-            baseline = psnr_y(bicubic_upscale(z, scale), truth, shave=scale)
-            for kind in ("plain", "ensemble"):
-                start = time.perf_counter()
-                out = super_resolve(z, scale=scale, model=model, self_ensemble=kind == "ensemble")
-                seconds[kind] += time.perf_counter() - start
-                gains[kind].append(psnr_y(out, truth, shave=scale) - baseline)
+    for _path, _label, truth, z in evaluation_pairs(HELDOUT, scale, TRAIN_CONFIGS):
+        baseline = psnr_y(bicubic_upscale(z, scale), truth, shave=scale)
+        for kind in ("plain", "ensemble"):
+            start = time.perf_counter()
+            out = super_resolve(z, scale=scale, model=model, self_ensemble=kind == "ensemble")
+            seconds[kind] += time.perf_counter() - start
+            gains[kind].append(psnr_y(out, truth, shave=scale) - baseline)
     return {
         "gain_plain": float(np.mean(gains["plain"])),
         "gain_ensemble": float(np.mean(gains["ensemble"])),

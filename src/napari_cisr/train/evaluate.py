@@ -9,7 +9,7 @@ bicubic upscaling of z (Pillow, antialiased bicubic like MATLAB's ``imresize``).
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -31,6 +31,26 @@ def bicubic_upscale(image: np.ndarray, scale: int) -> np.ndarray:
         (width * scale, height * scale), Image.Resampling.BICUBIC
     )
     return np.asarray(resized)
+
+
+def evaluation_pairs(
+    photos: Sequence[str | Path],
+    scale: int,
+    configs: Sequence[tuple[Codec, int]],
+    downscale: int = 3,
+) -> Iterator[tuple[Path, str, np.ndarray, np.ndarray]]:
+    """The protocol's inputs: (photo, config label, truth, z) for every photo × configuration.
+
+    truth = the photo downscaled ``downscale``× (uint8 H×W×3, cut to multiples of ``scale``);
+    z = truth downscaled ÷``scale`` (antialiased bicubic) through the codec (uint8).
+    """
+    for path in map(Path, photos):
+        truth = load_clean_photo(path, downscale)
+        height, width = (truth.shape[0] // scale) * scale, (truth.shape[1] // scale) * scale
+        truth = truth[:height, :width]
+        clean_lr = bicubic_downscale(truth, scale)
+        for codec, quality in configs:
+            yield path, config_name(codec, quality), truth, compress(clean_lr, codec, quality)
 
 
 def evaluate(
@@ -59,29 +79,25 @@ def evaluate(
     if not photos:
         raise ValueError(f"no images found in {', '.join(map(str, sources))}")
     rows: dict[str, dict[str, list[float]]] = {}
-    for path in photos:
-        truth = load_clean_photo(path, downscale)
-        height, width = (truth.shape[0] // scale) * scale, (truth.shape[1] // scale) * scale
-        truth = truth[:height, :width]
-        clean_lr = bicubic_downscale(truth, scale)
-        for codec, quality in configs:
-            z = compress(clean_lr, codec, quality)
-            output = super_resolve(
-                z,
-                scale=scale,
-                model=model,
-                iterations=iterations,
-                device=device,
-                precision=precision,
-                self_ensemble=self_ensemble,
-            )
-            baseline = bicubic_upscale(z, scale)
-            row = rows.setdefault(config_name(codec, quality), {k: [] for k in _KEYS})
-            row["bicubic_psnr"].append(psnr_y(baseline, truth, shave=scale))
-            row["bicubic_ssim"].append(ssim_y(baseline, truth, shave=scale))
-            row["psnr"].append(psnr_y(output, truth, shave=scale))
-            row["ssim"].append(ssim_y(output, truth, shave=scale))
-        log.info("evaluated %s", path.name)
+    last_label = config_name(*configs[-1]) if configs else None  # a photo is done after it
+    for path, label, truth, z in evaluation_pairs(photos, scale, configs, downscale):
+        output = super_resolve(
+            z,
+            scale=scale,
+            model=model,
+            iterations=iterations,
+            device=device,
+            precision=precision,
+            self_ensemble=self_ensemble,
+        )
+        baseline = bicubic_upscale(z, scale)
+        row = rows.setdefault(label, {k: [] for k in _KEYS})
+        row["bicubic_psnr"].append(psnr_y(baseline, truth, shave=scale))
+        row["bicubic_ssim"].append(ssim_y(baseline, truth, shave=scale))
+        row["psnr"].append(psnr_y(output, truth, shave=scale))
+        row["ssim"].append(ssim_y(output, truth, shave=scale))
+        if label == last_label:
+            log.info("evaluated %s", path.name)
     table = {
         label: {key: float(np.mean(values)) for key, values in row.items()}
         for label, row in rows.items()
