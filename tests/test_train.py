@@ -225,9 +225,7 @@ def test_compiled_training_keeps_the_network_keys(photos, tmp_path):
 
 
 def test_evaluation_reports_every_config_next_to_bicubic(photos, fresh_weights):
-    report = evaluate(
-        [photos / "coffee.png"], 2, fresh_weights, [("jpeg", 10), ("webp", 30)], downscale=3
-    )
+    report = evaluate([photos], 2, fresh_weights, [("jpeg", 10), ("webp", 30)], downscale=3)
     assert set(report["configs"]) == {"jpeg-q10", "webp-q30"}
     for row in report["configs"].values():
         assert 15 < row["bicubic_psnr"] < 50 and 0 < row["ssim"] <= 1
@@ -236,6 +234,18 @@ def test_evaluation_reports_every_config_next_to_bicubic(photos, fresh_weights):
     assert report["mean"]["gain"] == pytest.approx(
         np.mean([r["gain"] for r in report["configs"].values()])
     )
+    # Each photo's own scores, whose mean is the config's row.
+    assert set(report["per_photo"]) == {"astronaut.png", "coffee.png"}
+    for label, row in report["configs"].items():
+        own = [report["per_photo"][photo][label] for photo in report["per_photo"]]
+        assert own[0]["psnr"] != own[1]["psnr"]
+        for key in ("bicubic_psnr", "psnr", "ssim", "gain"):
+            assert row[key] == pytest.approx(np.mean([scores[key] for scores in own]))
+    table = format_table(report)
+    coffee = report["per_photo"]["coffee.png"]
+    least = min(coffee, key=lambda label: coffee[label]["gain"])
+    mean = np.mean([r["gain"] for r in coffee.values()])
+    assert f"| coffee.png | {mean:+.2f} | {coffee[least]['gain']:+.2f} ({least}) |" in table
 
 
 @pytest.mark.parametrize("path", sorted((REPO / "configs").rglob("*.json")), ids=lambda p: p.stem)

@@ -73,12 +73,14 @@ def evaluate(
     -------
     dict
         ``{"scale", "model", "photos": [...], "configs": {label: {"bicubic_psnr", "bicubic_ssim",
-        "psnr", "ssim", "gain"}}, "mean": {...}}`` — per-config means over the photos.
+        "psnr", "ssim", "gain"}}, "mean": {...}, "per_photo": {photo: {label: {...}}}}`` —
+        per-config means over the photos, and each photo's own scores (the same keys).
     """
     photos = list_photos(sources)
     if not photos:
         raise ValueError(f"no images found in {', '.join(map(str, sources))}")
     rows: dict[str, dict[str, list[float]]] = {}
+    per_photo: dict[str, dict[str, dict[str, float]]] = {}
     last_label = config_name(*configs[-1]) if configs else None  # a photo is done after it
     for path, label, truth, z in evaluation_pairs(photos, scale, configs, downscale):
         output = super_resolve(
@@ -91,11 +93,19 @@ def evaluate(
             self_ensemble=self_ensemble,
         )
         baseline = bicubic_upscale(z, scale)
+        scores = {
+            "bicubic_psnr": psnr_y(baseline, truth, shave=scale),
+            "bicubic_ssim": ssim_y(baseline, truth, shave=scale),
+            "psnr": psnr_y(output, truth, shave=scale),
+            "ssim": ssim_y(output, truth, shave=scale),
+        }
+        per_photo.setdefault(path.name, {})[label] = {
+            **scores,
+            "gain": scores["psnr"] - scores["bicubic_psnr"],
+        }
         row = rows.setdefault(label, {k: [] for k in _KEYS})
-        row["bicubic_psnr"].append(psnr_y(baseline, truth, shave=scale))
-        row["bicubic_ssim"].append(ssim_y(baseline, truth, shave=scale))
-        row["psnr"].append(psnr_y(output, truth, shave=scale))
-        row["ssim"].append(ssim_y(output, truth, shave=scale))
+        for key, value in scores.items():
+            row[key].append(value)
         if label == last_label:
             log.info("evaluated %s", path.name)
     table = {
@@ -112,7 +122,10 @@ def evaluate(
         "self_ensemble": self_ensemble,
         "configs": table,
     }
-    return summarise(report)
+    report = summarise(report)
+    # After the means, so that a saved report reads summary first; summarise() leaves it alone.
+    report["per_photo"] = per_photo
+    return report
 
 
 _KEYS = ("bicubic_psnr", "bicubic_ssim", "psnr", "ssim")
@@ -135,7 +148,8 @@ def summarise(report: dict) -> dict:
 
 
 def format_table(report: dict) -> str:
-    """The report as a Markdown table like the paper's Table 2."""
+    """The report as a Markdown table like the paper's Table 2, then each photo's mean and least
+    gain (reports with ``per_photo``)."""
     lines = [
         f"x{report['scale']}, model {report['model']}"
         + (", x8 self-ensemble" if report.get("self_ensemble") else "")
@@ -154,4 +168,22 @@ def format_table(report: dict) -> str:
             f"| {label} | {row['bicubic_psnr']:.2f} / {row['bicubic_ssim']:.4f} | "
             f"{row['psnr']:.2f} / {row['ssim']:.4f} | {row['gain']:+.2f} |"
         )
+    per_photo = report.get("per_photo")  # absent from reports saved before it existed
+    if per_photo:
+        trained = {config_name(c, q) for c, q in TRAIN_CONFIGS}
+        lines += [
+            "",
+            "| photo | mean gain (dB) | least gain (dB) |",
+            "| --- | --- | --- |",
+        ]
+        for photo, rows in per_photo.items():
+            # The ten's mean when they were scored (as "mean" above), else every config's.
+            gains = {k: r["gain"] for k, r in rows.items() if k in trained} or {
+                k: r["gain"] for k, r in rows.items()
+            }
+            least = min(gains, key=gains.__getitem__)
+            lines.append(
+                f"| {photo} | {np.mean(list(gains.values())):+.2f} | "
+                f"{gains[least]:+.2f} ({least}) |"
+            )
     return "\n".join(lines)
