@@ -1,12 +1,14 @@
 """napari dock widget "Super-resolve compressed image".
 
-The widget edits a :class:`SuperResolveParams` (a psygnal ``@evented`` dataclass); *Run* reads
-it, slices the chosen plane(s) out of the image layer and starts a napari ``thread_worker``
-around :func:`run_job`, a generator that drives :func:`napari_cisr.inference.super_resolve_steps`
-and yields :class:`JobProgress` into the progress bar. *Cancel* calls ``worker.quit()``: the
-worker stops at the next tile/iteration boundary and the core generator is closed. Exceptions
-are caught inside the job and returned as :class:`JobFailed`, then shown with ``show_error``:
-nothing raises inside Qt. No compute happens here; this module only adapts layers.
+The widget edits a :class:`~napari_cisr._job.SuperResolveParams` (a psygnal ``@evented``
+dataclass); *Run* reads it, slices the chosen plane(s) out of the image layer and starts a
+napari ``thread_worker`` around :func:`napari_cisr._job.run_job`, a generator that drives
+:func:`napari_cisr.inference.super_resolve_steps` and yields
+:class:`~napari_cisr._job.JobProgress` into the progress bar. *Cancel* calls ``worker.quit()``:
+the worker stops at the next tile/iteration boundary and the core generator is closed.
+Exceptions are caught inside the job and returned as :class:`~napari_cisr._job.JobFailed`, then
+shown with ``show_error``: nothing raises inside Qt. No compute happens here, and the job
+(``napari_cisr._job``) imports neither napari nor Qt; this module only adapts layers.
 
 Geometry: a super-resolved pixel ``i`` has its centre at input pixel ``(i + 0.5)/s - 0.5``,
 so an output ``s``× larger gets ``scale = scale_in / s`` and a translate chosen so that the
@@ -33,224 +35,22 @@ from magicgui.widgets import (
     PushButton,
     SpinBox,
 )
-from psygnal import Signal, evented
+from psygnal import Signal
+
+from napari_cisr._job import (
+    SCALES,
+    JobFailed,
+    JobProgress,
+    SuperResolveParams,
+    is_dask_array,
+    run_job,
+)
 
 if TYPE_CHECKING:  # pragma: no cover
     import napari
     from napari.layers import Image
 
-    from napari_cisr.inference import Progress
-
-__all__ = [
-    "JobFailed",
-    "JobProgress",
-    "SuperResolveParams",
-    "SuperResolveWidget",
-    "output_geometry",
-    "run_job",
-]
-
-SCALES = (2, 3, 4)
-
-
-@evented
-@dataclass
-class SuperResolveParams:
-    """Parameters the widget edits; every change emits ``params.events.<name>``.
-
-    Attributes
-    ----------
-    scale : int
-        Super-resolution factor, 2, 3 or 4.
-    model : str
-        One of :data:`napari_cisr.weights.MODEL_NAMES` (its shipped weights).
-    weights : str
-        Optional path of a weight file (``.safetensors``/``.pt``/``.pth``, e.g. from
-        ``napari-cisr train``); when set it is used instead of ``model``.
-    iterations : int
-        Unfolding iterations J; 0 means the model's default.
-    tile : int
-        Tile size in input pixels; 0 means automatic.
-    device : str
-        ``"auto"``, ``"cpu"``, ``"cuda"`` or ``"mps"``.
-    precision : str
-        ``"auto"`` (bfloat16 where the device has it natively), ``"float32"`` or
-        ``"bfloat16"``.
-    self_ensemble : bool
-        Average the network over the eight rotations/flips of the input: eight times the
-        time, a higher PSNR.
-    intermediates : bool
-        Also add ŷ_1..ŷ_J and x̂_1..x̂_J as layers.
-    blocking_map : bool
-        Also add the input's blocking map as an overlay.
-    whole_stack : bool
-        For a T/Z stack, process every plane instead of the current one.
-    """
-
-    scale: int = 2
-    model: str = "lite"
-    weights: str = ""
-    iterations: int = 0
-    tile: int = 0
-    device: str = "auto"
-    precision: str = "auto"
-    self_ensemble: bool = False
-    intermediates: bool = False
-    blocking_map: bool = False
-    whole_stack: bool = False
-
-
-# --------------------------------------------------------------------------------------------
-# the job (runs in a worker thread; no Qt, no napari)
-# --------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class JobProgress:
-    """Progress of a job over several planes.
-
-    Attributes
-    ----------
-    plane, planes : int
-        Index of the plane being processed, and how many there are.
-    progress : napari_cisr.inference.Progress
-        The core's progress within that plane.
-    """
-
-    plane: int
-    planes: int
-    progress: Progress
-
-    @property
-    def fraction(self) -> float:
-        """Overall fraction done, 0..1."""
-        p = self.progress
-        within = p.done / p.total if p.total else 0.0
-        return min(1.0, (self.plane + within) / max(self.planes, 1))
-
-    @property
-    def text(self) -> str:
-        """Human-readable stage, with the plane when there are several."""
-        prefix = f"plane {self.plane + 1}/{self.planes}, " if self.planes > 1 else ""
-        return prefix + self.progress.stage
-
-
-@dataclass(frozen=True)
-class JobFailed:
-    """An exception caught in the worker, to be reported on the GUI thread."""
-
-    error: BaseException
-    dask_input: bool = False
-
-    @property
-    def message(self) -> str:
-        """One line for a notification."""
-        text = str(self.error).strip().splitlines()
-        first = text[0] if text else type(self.error).__name__
-        if self.dask_input and isinstance(self.error, TypeError | NotImplementedError):
-            return (
-                "napari-cisr: the compute core cannot process lazy (dask/zarr) data yet "
-                f"({first}); open a smaller region or convert the layer to numpy"
-            )
-        return f"napari-cisr: super-resolution failed: {type(self.error).__name__}: {first}"
-
-
-def run_job(
-    planes: Sequence[Any], kwargs: dict[str, Any]
-) -> Generator[JobProgress, None, list[Any] | JobFailed]:
-    """Super-resolve each plane in turn, yielding progress; return the results.
-
-    Parameters
-    ----------
-    planes : sequence of array
-        H×W or H×W×C planes (numpy or dask), processed one after the other.
-    kwargs : dict
-        Keyword arguments for :func:`napari_cisr.inference.super_resolve_steps`.
-
-    Yields
-    ------
-    JobProgress
-        After every step the core reports.
-
-    Returns
-    -------
-    list of SuperResolveResult or JobFailed
-        One result per plane, or the exception that stopped the job. Closing this generator
-        (which the widget does on Cancel) closes the core's generator, which cancels it.
-    """
-    results: list[Any] = []
-    is_dask = any(_is_dask(p) for p in planes)
-    try:
-        from napari_cisr.inference import super_resolve_steps
-
-        for k, plane in enumerate(planes):
-            steps = super_resolve_steps(plane, **kwargs)
-            try:
-                while True:
-                    try:
-                        progress = next(steps)
-                    except StopIteration as stop:
-                        result = stop.value
-                        break
-                    yield JobProgress(k, len(planes), progress)
-            finally:
-                steps.close()
-            if _is_dask(result.image):
-                result = yield from _compute_lazy(result, k, len(planes))
-            results.append(result)
-    except Exception as e:  # reported on the GUI thread, never raised inside Qt
-        return JobFailed(e, dask_input=is_dask)
-    return results
-
-
-def _is_dask(array: Any) -> bool:
-    return type(array).__module__.startswith("dask")
-
-
-#: A lazy (dask) result up to this many bytes is computed in the worker, chunk by chunk, so that
-#: napari does not run the network on the GUI thread when it draws the layer.
-LAZY_COMPUTE_LIMIT = 2 * 1024**3
-
-
-def _compute_lazy(result: Any, plane: int, planes: int) -> Generator[JobProgress, None, Any]:
-    """Compute a lazy :class:`SuperResolveResult` chunk by chunk, yielding progress.
-
-    All outputs share one chunk grid on H and W (the core's tiles), so each step computes
-    the matching block of every output in one ``dask.compute`` and the network runs once per
-    tile. Cancelling (closing this generator) stops between chunks. A result larger than
-    :data:`LAZY_COMPUTE_LIMIT` stays lazy (napari then computes what it displays).
-    """
-    import dask
-
-    from napari_cisr.inference import Progress
-
-    lazy = [result.image, *result.y_hats, *result.x_hats]
-    if result.blocking is not None:
-        lazy.append(result.blocking)
-    if sum(a.nbytes for a in lazy) > LAZY_COMPUTE_LIMIT:
-        return result
-    grid = lazy[0].numblocks[:2]
-    if any(a.numblocks[:2] != grid or any(n != 1 for n in a.numblocks[2:]) for a in lazy):
-        yield JobProgress(plane, planes, Progress(0, 1, "computing the lazy result"))
-        computed = dask.compute(*lazy)
-    else:
-        outs = [np.empty(a.shape, a.dtype) for a in lazy]
-        total = grid[0] * grid[1]
-        for n, (i, j) in enumerate(np.ndindex(*grid)):
-            blocks = dask.compute(*(a.blocks[i, j] for a in lazy))
-            for out, a, block in zip(outs, lazy, blocks, strict=True):
-                y0, x0 = sum(a.chunks[0][:i]), sum(a.chunks[1][:j])
-                out[y0 : y0 + block.shape[0], x0 : x0 + block.shape[1]] = block
-            stage = f"computing chunk {n + 1}/{total}"
-            yield JobProgress(plane, planes, Progress(n + 1, total, stage))
-        computed = outs
-    n_y, n_x = len(result.y_hats), len(result.x_hats)
-    return type(result)(
-        image=computed[0],
-        y_hats=list(computed[1 : 1 + n_y]),
-        x_hats=list(computed[1 + n_y : 1 + n_y + n_x]),
-        blocking=computed[1 + n_y + n_x] if result.blocking is not None else None,
-    )
+__all__ = ["SuperResolveWidget", "output_geometry"]
 
 
 # --------------------------------------------------------------------------------------------
@@ -627,7 +427,7 @@ class SuperResolveWidget(Container):
         if not job.lead_shape:
             return arrays[0]
         lead = job.lead_shape if job.current_plane is None else (1,) * len(job.lead_shape)
-        if any(_is_dask(a) for a in arrays):
+        if any(is_dask_array(a) for a in arrays):
             import dask.array as da
 
             stacked = da.stack(arrays)
@@ -639,7 +439,7 @@ class SuperResolveWidget(Container):
         """ŷ_1..ŷ_J (or x̂) of every plane → one array with a leading j axis."""
         n_j = len(per_plane[0])
         per_j = [self._assemble(job, [plane[j] for plane in per_plane]) for j in range(n_j)]
-        if any(_is_dask(a) for a in per_j):
+        if any(is_dask_array(a) for a in per_j):
             import dask.array as da
 
             return da.stack(per_j)
