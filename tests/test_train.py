@@ -248,6 +248,16 @@ def test_evaluation_reports_every_config_next_to_bicubic(photos, fresh_weights):
     assert f"| coffee.png | {mean:+.2f} | {coffee[least]['gain']:+.2f} ({least}) |" in table
 
 
+def test_evaluation_keeps_photos_of_the_same_name_apart(photos, fresh_weights, tmp_path):
+    for folder in ("a", "b"):
+        (tmp_path / folder).mkdir()
+        (tmp_path / folder / "coffee.png").write_bytes((photos / "coffee.png").read_bytes())
+    folders = [tmp_path / "a", tmp_path / "b"]
+    report = evaluate(folders, 2, fresh_weights, [("jpeg", 10)], downscale=4)
+    expected = [str(tmp_path / "a" / "coffee.png"), str(tmp_path / "b" / "coffee.png")]
+    assert report["photos"] == expected and list(report["per_photo"]) == expected
+
+
 @pytest.mark.parametrize("path", sorted((REPO / "configs").rglob("*.json")), ids=lambda p: p.stem)
 def test_shipped_training_configs_are_valid(path):
     cfg = TrainConfig.from_json(path)

@@ -79,6 +79,10 @@ def evaluate(
     photos = list_photos(sources)
     if not photos:
         raise ValueError(f"no images found in {', '.join(map(str, sources))}")
+    # Photos are named by file name, or by path where two share a name (two folders).
+    names = [p.name for p in photos]
+    unique = len(set(names)) == len(names)
+    label_of = {p: (p.name if unique else str(p)) for p in photos}
     rows: dict[str, dict[str, list[float]]] = {}
     per_photo: dict[str, dict[str, dict[str, float]]] = {}
     last_label = config_name(*configs[-1]) if configs else None  # a photo is done after it
@@ -99,7 +103,7 @@ def evaluate(
             "psnr": psnr_y(output, truth, shave=scale),
             "ssim": ssim_y(output, truth, shave=scale),
         }
-        per_photo.setdefault(path.name, {})[label] = {
+        per_photo.setdefault(label_of[path], {})[label] = {
             **scores,
             "gain": scores["psnr"] - scores["bicubic_psnr"],
         }
@@ -115,7 +119,7 @@ def evaluate(
     report = {
         "scale": scale,
         "model": str(model),
-        "photos": [p.name for p in photos],
+        "photos": [label_of[p] for p in photos],
         "downscale": downscale,
         # What "auto" resolved to on this machine: bfloat16 and float32 differ by ~0.003 dB.
         "precision": str(resolve_precision(precision, resolve_device(device))).split(".")[-1],
