@@ -1,6 +1,27 @@
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
+
 import pytest
+
+
+@pytest.fixture(scope="session")
+def modules_imported_by():
+    """``f(module, candidates)``: which of ``candidates`` importing ``module`` loads, in a fresh
+    interpreter (the layering checks: e.g. the compute core must not pull in napari or Qt)."""
+
+    def imported(module: str, candidates: tuple[str, ...]) -> list[str]:
+        code = (
+            f"import json, sys, {module}; "
+            f"print(json.dumps([m for m in {list(candidates)!r} if m in sys.modules]))"
+        )
+        result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+        assert result.returncode == 0, result.stderr  # the import itself must work
+        return json.loads(result.stdout.strip().splitlines()[-1])
+
+    return imported
 
 
 @pytest.fixture(scope="session")

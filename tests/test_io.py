@@ -409,14 +409,5 @@ def test_open_zarr_errors(tmp_path):
         io.open_zarr(tmp_path / "g.zarr")
 
 
-def test_io_does_not_import_napari_or_qt():
-    import subprocess
-    import sys
-
-    code = (
-        "import sys, napari_cisr.io; "
-        "bad = [m for m in ('napari', 'qtpy', 'PyQt5', 'torch') if m in sys.modules]; "
-        "print(bad); sys.exit(1 if bad else 0)"
-    )
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
-    assert result.returncode == 0, result.stdout + result.stderr
+def test_io_does_not_import_napari_or_qt(modules_imported_by):
+    assert modules_imported_by("napari_cisr.io", ("napari", "qtpy", "PyQt5", "torch")) == []

@@ -2,23 +2,15 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
-
 import numpy as np
 import pytest
 
 from napari_cisr._job import JobFailed, JobProgress, SuperResolveParams, run_job
 
 
-def test_job_module_does_not_import_napari_or_qt():
-    code = (
-        "import sys, napari_cisr._job; "
-        "bad = [m for m in ('napari', 'qtpy', 'PyQt5', 'magicgui') if m in sys.modules]; "
-        "print(bad); sys.exit(1 if bad else 0)"
-    )
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
-    assert result.returncode == 0, result.stdout + result.stderr
+def test_job_module_does_not_import_napari_or_qt(modules_imported_by):
+    banned = ("napari", "qtpy", "PyQt5", "magicgui")
+    assert modules_imported_by("napari_cisr._job", banned) == []
 
 
 def test_params_emit_an_event_per_change():

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import math
-import subprocess
-import sys
 
 import pytest
 import torch
@@ -327,21 +325,11 @@ def test_bfloat16_autocast_stays_close_to_float32():
     assert (fast - exact).abs().max() < 4 / 255
 
 
-def test_the_model_package_imports_no_io_dask_napari_or_qt():
-    code = (
-        "import sys, napari_cisr.model;"
-        "bad = [m for m in ('dask', 'napari', 'qtpy', 'PyQt5', 'zarr', 'PIL', 'magicgui')"
-        " if m in sys.modules]; print(bad); sys.exit(1 if bad else 0)"
-    )
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
-    assert result.returncode == 0, result.stdout + result.stderr
+def test_the_model_package_imports_no_io_dask_napari_or_qt(modules_imported_by):
+    banned = ("dask", "napari", "qtpy", "PyQt5", "zarr", "PIL", "magicgui")
+    assert modules_imported_by("napari_cisr.model", banned) == []
 
 
-def test_importing_the_package_is_cheap():
-    code = (
-        "import sys, napari_cisr;"
-        "bad = [m for m in ('torch', 'napari', 'qtpy', 'PyQt5', 'dask') if m in sys.modules];"
-        "print(bad); sys.exit(1 if bad else 0)"
-    )
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
-    assert result.returncode == 0, result.stdout + result.stderr
+def test_importing_the_package_is_cheap(modules_imported_by):
+    banned = ("torch", "napari", "qtpy", "PyQt5", "dask")
+    assert modules_imported_by("napari_cisr", banned) == []
