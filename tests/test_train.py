@@ -258,6 +258,31 @@ def test_evaluation_keeps_photos_of_the_same_name_apart(photos, fresh_weights, t
     assert report["photos"] == expected and list(report["per_photo"]) == expected
 
 
+def test_evaluation_reports_each_source_the_mean_of_its_photos(photos, fresh_weights, tmp_path):
+    from skimage import data
+
+    # A photo's source is its folder: two sources, one of two photos and one of one.
+    (tmp_path / "web").mkdir()
+    for name in ("astronaut.png", "coffee.png"):
+        (tmp_path / "web" / name).write_bytes((photos / name).read_bytes())
+    (tmp_path / "scans").mkdir()
+    Image.fromarray(data.chelsea()).save(tmp_path / "scans" / "chelsea.png")
+    sources = [tmp_path / "web", tmp_path / "scans"]
+    report = evaluate(sources, 2, fresh_weights, [("jpeg", 10), ("webp", 30)], downscale=4)
+    assert {s: r["photos"] for s, r in report["sources"].items()} == {"scans": 1, "web": 2}
+    per_photo = report["per_photo"]
+    web = [
+        np.mean([r["gain"] for r in per_photo[name].values()])
+        for name in ("astronaut.png", "coffee.png")
+    ]
+    assert report["sources"]["web"]["gain"] == pytest.approx(np.mean(web))
+    chelsea = per_photo["chelsea.png"]
+    assert report["sources"]["scans"]["least_gain"] == pytest.approx(
+        min(r["gain"] for r in chelsea.values())
+    )
+    assert f"| web | 2 | {np.mean(web):+.2f} |" in format_table(report)
+
+
 @pytest.mark.parametrize("path", sorted((REPO / "configs").rglob("*.json")), ids=lambda p: p.stem)
 def test_shipped_training_configs_are_valid(path):
     cfg = TrainConfig.from_json(path)

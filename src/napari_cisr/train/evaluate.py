@@ -33,6 +33,37 @@ def bicubic_upscale(image: np.ndarray, scale: int) -> np.ndarray:
     return np.asarray(resized)
 
 
+def photo_source(photo: str | Path) -> str:
+    """The source a held-out photo belongs to: the name of the folder it lies in
+    (``data/heldout/<source>/<photo>``, as ``scripts/fetch_heldout.sh`` lays them out)."""
+    return Path(photo).parent.name
+
+
+def source_means(per_photo: dict[str, dict[str, dict[str, float]]], sources: dict[str, str]):
+    """Per-source summary of per-photo gains: ``{source: {"photos", "gain", "least_gain"}}``.
+
+    ``gain`` is the mean over the source's photos of each photo's mean gain over the
+    configurations of the paper's ten present (all present ones if none of the ten is);
+    ``least_gain`` is its least per-configuration mean gain.
+    """
+    trained = {config_name(c, q) for c, q in TRAIN_CONFIGS}
+    grouped: dict[str, list[dict[str, float]]] = {}
+    for photo, rows in per_photo.items():
+        gains = {k: r["gain"] for k, r in rows.items() if k in trained} or {
+            k: r["gain"] for k, r in rows.items()
+        }
+        grouped.setdefault(sources[photo], []).append(gains)
+    summary = {}
+    for source, photos in sorted(grouped.items()):
+        labels = photos[0].keys()
+        summary[source] = {
+            "photos": len(photos),
+            "gain": float(np.mean([np.mean(list(g.values())) for g in photos])),
+            "least_gain": float(min(np.mean([g[lb] for g in photos]) for lb in labels)),
+        }
+    return summary
+
+
 def evaluation_pairs(
     photos: Sequence[str | Path],
     scale: int,
@@ -73,8 +104,10 @@ def evaluate(
     -------
     dict
         ``{"scale", "model", "photos": [...], "configs": {label: {"bicubic_psnr", "bicubic_ssim",
-        "psnr", "ssim", "gain"}}, "mean": {...}, "per_photo": {photo: {label: {...}}}}`` —
-        per-config means over the photos, and each photo's own scores (the same keys).
+        "psnr", "ssim", "gain"}}, "mean": {...}, "sources": {source: {"photos", "gain",
+        "least_gain"}}, "per_photo": {photo: {label: {...}}}}`` — per-config means over the
+        photos, per-source means (:func:`photo_source`, :func:`source_means`), and each photo's
+        own scores (the same keys).
     """
     photos = list_photos(sources)
     if not photos:
@@ -127,6 +160,7 @@ def evaluate(
         "configs": table,
     }
     report = summarise(report)
+    report["sources"] = source_means(per_photo, {label_of[p]: photo_source(p) for p in photos})
     # After the means, so that a saved report reads summary first; summarise() leaves it alone.
     report["per_photo"] = per_photo
     return report
@@ -172,6 +206,17 @@ def format_table(report: dict) -> str:
             f"| {label} | {row['bicubic_psnr']:.2f} / {row['bicubic_ssim']:.4f} | "
             f"{row['psnr']:.2f} / {row['ssim']:.4f} | {row['gain']:+.2f} |"
         )
+    sources = report.get("sources")  # absent from reports saved before it existed
+    if sources:
+        lines += [
+            "",
+            "| source | photos | mean gain (dB) | least config gain (dB) |",
+            "| --- | --- | --- | --- |",
+        ]
+        for source, row in sources.items():
+            lines.append(
+                f"| {source} | {row['photos']} | {row['gain']:+.2f} | {row['least_gain']:+.2f} |"
+            )
     per_photo = report.get("per_photo")  # absent from reports saved before it existed
     if per_photo:
         trained = {config_name(c, q) for c, q in TRAIN_CONFIGS}
