@@ -1,12 +1,8 @@
-# The held-out photos (never trained or validated on), as the bash array `heldout`; sourced by
-# eval_heldout.sh and ablation_x2.sh. benchmarks/precision.py and tiling_quality.py name the same
-# photos (the three mate-backgrounds ones for tiling_quality).
-skimage_data=$(python -c "import os, skimage; print(os.path.join(os.path.dirname(skimage.__file__), 'data'))")
-heldout=(
-  /usr/share/backgrounds/mate/nature/Storm.jpg
-  /usr/share/backgrounds/mate/nature/LadyBird.jpg
-  /usr/share/backgrounds/mate/nature/YellowFlower.jpg
-  "$skimage_data/astronaut.png"
-  "$skimage_data/coffee.png"
-  "$skimage_data/chelsea.png"
-)
+# The held-out photos (never trained or validated on), as the bash array `heldout` of source
+# folders: the 45 photos of scripts/photos.tsv's heldout split, fetched into data/heldout/ by
+# `bash scripts/fetch_photos.sh --split heldout`. A photo's source is its folder; paper6 is the
+# six-photo set of the results before the broad set (Storm, LadyBird, YellowFlower from
+# mate-backgrounds; scikit-image's astronaut, coffee, chelsea), so old figures stay comparable.
+# Sourced by eval_heldout.sh and ablation_x2.sh.
+heldout=(data/heldout/paper6 data/heldout/opencv data/heldout/gcompris data/heldout/tuxtype
+  data/heldout/skimage-science)

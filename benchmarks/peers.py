@@ -34,7 +34,7 @@ from pathlib import Path
 
 import numpy as np
 
-from napari_cisr.degrade import TRAIN_CONFIGS, bicubic_downscale
+from napari_cisr.degrade import TRAIN_CONFIGS, bicubic_downscale, config_name
 from napari_cisr.inference import super_resolve
 from napari_cisr.metrics import psnr_y
 from napari_cisr.train.data import list_photos, load_clean_photo
@@ -134,8 +134,7 @@ def _cugan(mode: str) -> Peer:
 
 
 PEERS: tuple[Peer, ...] = (
-    _waifu2x(3),
-    _waifu2x(2),
+    *(_waifu2x(noise) for noise in (3, 2, 1, 0)),
     _srmd(10),
     _srmd(None),
     _cugan("conservative"),
@@ -283,7 +282,7 @@ def benchmark(
         psnr: dict[str, dict[str, dict[str, float]]] = defaultdict(lambda: defaultdict(dict))
         seconds: dict[str, float] = defaultdict(float)
         lr_pixels = 0
-        last_label = None
+        first_label = config_name(*TRAIN_CONFIGS[0])
         for path, label, truth, z in evaluation_pairs(photos, scale, TRAIN_CONFIGS, downscale):
             lr_pixels += z.shape[0] * z.shape[1]
             psnr["bicubic"][str(path)][label] = psnr_y(bicubic_upscale(z, scale), truth, scale)
@@ -292,9 +291,8 @@ def benchmark(
                 output = method(z)
                 seconds[name] += time.perf_counter() - start
                 psnr[name][str(path)][label] = psnr_y(output, truth, shave=scale)
-            if label != last_label and label == "JPEG q10":
+            if label == first_label:
                 log.info("x%d %s", scale, path.name)
-            last_label = label
         report["scales"][str(scale)] = _summarise(psnr, seconds, lr_pixels / 1e6, report["photos"])
         log.info("x%d done", scale)
     return report
