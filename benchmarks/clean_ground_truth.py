@@ -4,7 +4,7 @@ The Debian mate-backgrounds photos are themselves JPEGs (quality ~75-100). For e
 downscale factor this prints the blocking detector's score (0 = no periodic 8×8 grid; the
 detection threshold is ``SCORE_THRESHOLD``). Usage::
 
-    python benchmarks/clean_ground_truth.py [FOLDER]
+    python benchmarks/clean_ground_truth.py [FOLDER ...]
 """
 
 from __future__ import annotations
@@ -18,11 +18,12 @@ from napari_cisr.train.data import list_photos, load_clean_photo
 FACTORS = (1, 2, 3)
 
 
-def main(folder: str = "/usr/share/backgrounds/mate/nature") -> None:
+def main(*folders: str) -> None:
+    folders = folders or ("/usr/share/backgrounds/mate/nature",)
     print(f"blocking score per downscale factor (grid detected when > {SCORE_THRESHOLD})\n")
     print("| photo | " + " | ".join(f"÷{f}" for f in FACTORS) + " |")
     print("| --- |" + " --- |" * len(FACTORS))
-    for path in list_photos([Path(folder)]):
+    for path in list_photos([Path(folder) for folder in folders]):
         scores = [detect_blocking(load_clean_photo(path, f)).score for f in FACTORS]
         print(f"| {path.name} | " + " | ".join(f"{s:.3f}" for s in scores) + " |")
 

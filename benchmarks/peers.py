@@ -13,7 +13,8 @@ fed as the wrappers feed them (padding, extra input planes and output crop read 
 wrappers' sources; each is checked on clean input, where it must beat bicubic).
 
     pip install ".[peers]"
-    python benchmarks/peers.py --scales 2 3 4 --json experiments/results/peers.json data/heldout
+    python benchmarks/peers.py --scales 2 3 4 \
+        --json benchmarks/results/peers-heldout45.json data/heldout
 
 Photos are grouped by source: a photo's source is the name of the folder it lies in.
 """

@@ -1,10 +1,14 @@
 from __future__ import annotations
 
+import importlib.util
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
+
+REPO = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="session")
@@ -36,3 +40,15 @@ def fresh_weights(tmp_path_factory):
     path = tmp_path_factory.mktemp("weights") / "lite-x2-fresh.safetensors"
     save_weights(build_model(variant_config("lite", 2)), path)
     return path
+
+
+@pytest.fixture(scope="session")
+def heldout_photos() -> list[Path]:
+    """The held-out photos of ``scripts/photos.tsv``, as paths relative to the repository (where
+    ``bash scripts/fetch_photos.sh`` puts them): never to be trained or validated on."""
+    script = REPO / "scripts" / "fetch_photos.py"
+    spec = importlib.util.spec_from_file_location("fetch_photos", script)
+    fetch_photos = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(fetch_photos)
+    rows = fetch_photos.read_manifest()
+    return [Path("data", r["folder"], r["name"]) for r in rows if r["split"] == "heldout"]

@@ -441,3 +441,24 @@ def test_resume_after_sigkill_is_byte_identical(tmp_path, weights):
     assert _tree_digest(killed) == _tree_digest(reference)
     assert _tree_digest(src) == before
     assert json.loads((killed / "zarr.json").read_text())["attributes"][ATTR]["complete"] is True
+
+
+def test_resume_removes_the_chunk_writes_a_killed_run_left(folder, weights, tmp_path):
+    reference = tmp_path / "reference.zarr"
+    run_batch(folder, reference, 2, weights, tile=TILE)
+    interrupted = tmp_path / "interrupted.zarr"
+
+    def stop_after_first_block(progress):
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        run_batch(folder, interrupted, 2, weights, tile=TILE, on_progress=stop_after_first_block)
+    assert _state(interrupted)["complete"] is False
+    # What zarr's LocalStore leaves when killed between writing a chunk and renaming it.
+    leftover = interrupted / "rgb" / "c" / "0" / "0" / f"0.{'ab' * 16}.partial"
+    leftover.parent.mkdir(parents=True, exist_ok=True)
+    leftover.write_bytes(b"")
+
+    run_batch(folder, interrupted, 2, weights, tile=TILE)
+    assert not leftover.exists()
+    assert _tree_digest(interrupted) == _tree_digest(reference)

@@ -116,3 +116,46 @@ def test_run_with_self_ensemble_writes_the_ensembled_image(tmp_path):
     expected = super_resolve(read_image(source), 2, device="cpu", self_ensemble=True)
     np.testing.assert_array_equal(read_image(ensembled), expected)
     assert not np.array_equal(read_image(plain), expected)
+
+
+@pytest.mark.parametrize("case", ["missing folder", "unwritable folder", "suffix", "exists"])
+def test_run_refuses_a_bad_output_path_before_reading_or_computing(
+    tmp_path, capsys, monkeypatch, case
+):
+    import napari_cisr.inference
+    import napari_cisr.io
+
+    source = tmp_path / "photo.jpg"
+    source.write_bytes(_jpeg_bytes())
+    output = {
+        "missing folder": tmp_path / "no" / "such" / "out.png",
+        "unwritable folder": tmp_path / "out.png",
+        "suffix": tmp_path / "out.gif",
+        "exists": tmp_path / "out.png",
+    }[case]
+    problem = {
+        "missing folder": "does not exist",
+        "unwritable folder": "permission denied",
+        "suffix": "unsupported suffix",
+        "exists": "--overwrite",
+    }[case]
+    if case == "exists":
+        output.write_bytes(b"keep me")
+    if case == "unwritable folder":
+        # As root, a read-only folder still takes files: refuse creation as a read-only mount would.
+        def refuse(*args, **kwargs):
+            raise PermissionError(13, "Permission denied")
+
+        monkeypatch.setattr(napari_cisr.io.tempfile, "mkstemp", refuse)
+
+    def never(*args, **kwargs):
+        raise AssertionError("the input was read or processed before the output was checked")
+
+    monkeypatch.setattr(napari_cisr.io, "read_image", never)
+    monkeypatch.setattr(napari_cisr.inference, "super_resolve", never)
+    status = main(["run", str(source), str(output)])
+    err = capsys.readouterr().err.strip()
+    assert status == 2 and len(err.splitlines()) == 1, err
+    assert str(output.name) in err and problem in err.lower(), err
+    assert "Traceback" not in err
+    assert case != "exists" or output.read_bytes() == b"keep me"

@@ -22,7 +22,8 @@ How a batch stays safe and resumable:
 2. Each output block (a tile of the tiled network, s× larger) is written by one task, which
    then creates an empty marker file ``OUTPUT/.napari-cisr-batch/<array>/<block>``; zarr writes
    every chunk atomically and blocks never share a chunk, so a block is done exactly when its
-   marker exists. A killed run leaves at most some unmarked blocks, recomputed on rerun.
+   marker exists. A killed run leaves at most some unmarked blocks, recomputed on rerun, and
+   the temporary files of the chunk writes it was killed in, removed on rerun.
 3. A rerun whose job (input, scale, model, tile, shapes) matches the stored one continues:
    marked blocks are skipped. Computation is deterministic (threads pinned), so the final store
    is byte-identical to an uninterrupted run.
@@ -392,6 +393,21 @@ def _set_complete(output: Path, path: str, complete: bool, **extra: Any) -> None
 # --------------------------------------------------------------------------------------------
 # block tasks
 # --------------------------------------------------------------------------------------------
+
+
+def _remove_partial_chunks(output: Path) -> None:
+    """Delete the temporary files of chunk writes a killed run left in ``output``.
+
+    zarr's LocalStore writes each chunk to ``<chunk>.<uuid4 hex>.partial`` and renames it into
+    place; a process killed between the two leaves the temporary file behind. Nothing else in a
+    store ends in ``.partial``, and only the job that owns the store writes into it.
+    """
+    for leftover in output.rglob("*.partial"):
+        stem = leftover.name[: -len(".partial")]
+        token = stem.rpartition(".")[2]
+        if len(token) == 32 and all(c in "0123456789abcdef" for c in token):
+            log.debug("removing the interrupted chunk write '%s'", leftover)
+            leftover.unlink(missing_ok=True)
 
 
 def _marker_dir(output: Path, array_path: str) -> Path:
@@ -1024,6 +1040,7 @@ def run_batch(
                 log.info("'%s' is already complete", output)
                 return BatchReport(output, [it.name for it in items], failed)
             log.info("resuming the incomplete batch in '%s'", output)
+            _remove_partial_chunks(output)
         else:
             raise BatchError(f"output '{output}' already exists (pass --overwrite to replace it)")
 

@@ -107,11 +107,10 @@ def _expected_errors() -> tuple[type[Exception], ...]:
 
 def _cmd_run(args: argparse.Namespace) -> None:
     from napari_cisr.inference import super_resolve
-    from napari_cisr.io import read_image, write_image
+    from napari_cisr.io import check_output_path, read_image, write_image
 
-    output = Path(args.output)
-    if output.exists() and not args.overwrite:
-        raise CLIError(f"'{output}' exists; pass --overwrite to replace it")
+    # Before any pixel is computed: a refusal after an hour of work would lose it.
+    output = check_output_path(args.output, overwrite=args.overwrite)
     image = read_image(args.input)
     try:
         result = super_resolve(

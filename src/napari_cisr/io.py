@@ -42,6 +42,7 @@ import numpy as np
 __all__ = [
     "IMAGE_SUFFIXES",
     "ImageReadError",
+    "check_output_path",
     "estimate_jpeg_quality",
     "image_info",
     "open_zarr",
@@ -590,6 +591,38 @@ def _move_into_place(tmp: Path, path: Path, overwrite: bool, is_dir: bool) -> No
             shutil.rmtree(old, ignore_errors=True)
         else:
             old.unlink()
+
+
+def check_output_path(path: str | os.PathLike, *, overwrite: bool = False) -> Path:
+    """Refuse, before any work, an image path that :func:`write_image` would refuse later.
+
+    Checks the suffix, the overwrite policy, and that the folder exists and takes a new file
+    (by creating and removing one: permission bits say nothing to root or on a read-only mount).
+
+    Raises
+    ------
+    FileExistsError
+        When the path exists and ``overwrite`` is False.
+    ValueError
+        Otherwise: one line naming the path and the problem.
+    """
+    p = Path(path)
+    if IMAGE_SUFFIXES.get(p.suffix.lower()) is None:
+        expected = ", ".join(sorted(IMAGE_SUFFIXES))
+        raise ValueError(f"cannot write {os.fspath(p)!r}: unsupported suffix (expected {expected})")
+    if not overwrite and (p.exists() or p.is_symlink()):
+        raise FileExistsError(f"{os.fspath(p)!r} exists; pass --overwrite to replace it")
+    parent = p.parent if str(p.parent) else Path(".")
+    if not parent.is_dir():
+        raise ValueError(f"cannot write {os.fspath(p)!r}: folder {str(parent)!r} does not exist")
+    try:
+        handle, probe = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".probe", dir=parent)
+    except OSError as error:
+        reason = error.strerror or type(error).__name__
+        raise ValueError(f"cannot write {os.fspath(p)!r}: {reason.lower()}") from None
+    os.close(handle)
+    os.unlink(probe)
+    return p
 
 
 def _check_2d_image(arr: np.ndarray, fmt: str) -> None:
