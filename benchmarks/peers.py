@@ -354,23 +354,34 @@ def format_tables(report: dict) -> str:
             cells = " | ".join(f"{methods[name]['sources'][s]:+.2f}" for s in sources)
             lines.append(f"| {name} | {cells} |")
         lines.append("")
+    lines += ["| peer | trained for | licence |", "| --- | --- | --- |"]
+    for name, info in report.get("peers", {}).items():
+        lines.append(f"| {name} | {info['trained_for']} | {info['licence']} |")
     return "\n".join(lines)
 
 
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("photos", nargs="+", help="held-out photo folders (one per source)")
+    parser.add_argument("photos", nargs="*", help="held-out photo folders (one per source)")
     parser.add_argument("--scales", type=int, nargs="+", default=[2, 3, 4])
     parser.add_argument("--model", default="lite")
     parser.add_argument("--peers", nargs="*", help="names of the peers to run (default: all)")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--json", type=Path, help="write the report here")
     parser.add_argument(
+        "--report", type=Path, help="print the tables of a report written by --json; run nothing"
+    )
+    parser.add_argument(
         "--check-clean", action="store_true",
         help="only print each peer's gain on uncompressed input of the first photo",
     )  # fmt: skip
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", datefmt="%H:%M:%S")
+    if args.report:
+        print(format_tables(json.loads(args.report.read_text())))
+        return
+    if not args.photos:
+        parser.error("name at least one folder of held-out photos")
     peers = [p for p in PEERS if not args.peers or p.name in args.peers]
     photos = list_photos(args.photos)
     if args.check_clean:
