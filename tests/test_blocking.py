@@ -19,7 +19,6 @@ deblocking filter leaves weak blocking: when a grid is reported it is made of th
 from __future__ import annotations
 
 import io
-import time
 
 import numpy as np
 import pytest
@@ -315,28 +314,14 @@ def test_blocking_map_zero_for_uncompressed_and_keeps_float64(photos):
     assert not maps.any()
 
 
-def test_blocking_map_is_fast_enough_for_every_training_step():
-    # Lenient bound for a shared CPU: the core is a handful of batched ops (~2 ms here).
-    batch = torch.rand(16, 3, 48, 48)
-    blocking_map(batch)
-    durations = []
-    for _ in range(5):
-        start = time.perf_counter()
-        blocking_map(batch)
-        durations.append(time.perf_counter() - start)
-    assert sorted(durations)[2] < 0.05
-
-
-def test_detect_blocking_on_a_6_megapixel_image_is_quick(photos):
+def test_detect_blocking_finds_the_grid_of_a_6_megapixel_jpeg(photos):
+    # Its speed (against decoding the same JPEG) is measured by benchmarks/blocking_speed.py.
     big = np.asarray(Image.fromarray(photos["astronaut"]).resize((3000, 2000), Image.BICUBIC))
     decoded = _jpeg(big, 30)
 
-    start = time.perf_counter()
     report = detect_blocking(decoded)
-    elapsed = time.perf_counter() - start
 
     assert report.grid == (JPEG_BLOCK, JPEG_BLOCK)
-    assert elapsed < 3.0  # ~0.3 s here; lenient for a shared CPU
 
 
 # --- input handling ---------------------------------------------------------------------------
