@@ -39,17 +39,20 @@ def main(argv: list[str] | None = None) -> int:
         path = args.data / row["folder"] / row["name"]
         with Image.open(path) as image:
             hashes.append((row["split"], f"{row['folder']}/{row['name']}", imagehash.phash(image)))
-    leaks = 0
+    twinned = set()  # held-out photos with a twin: one photo may have several
     for (split_a, name_a, hash_a), (split_b, name_b, hash_b) in combinations(hashes, 2):
         distance = hash_a - hash_b
         if distance > args.distance or (split_a == split_b and split_a != "train"):
             continue
         leak = "heldout" in (split_a, split_b) and split_a != split_b
-        leaks += leak
+        if leak:
+            twinned.add(name_a if split_a == "heldout" else name_b)
         kind = "HELD-OUT TWIN" if leak else "training pair"
         print(f"{kind}: {name_a} ~ {name_b} ({distance} bits)")
-    print(f"{len(hashes)} photos; {leaks} held-out photos with a twin outside the held-out set")
-    return 1 if leaks else 0
+    print(
+        f"{len(hashes)} photos; {len(twinned)} held-out photos with a twin outside the held-out set"
+    )
+    return 1 if twinned else 0
 
 
 if __name__ == "__main__":
