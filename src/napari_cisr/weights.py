@@ -48,7 +48,7 @@ PRETRAINED: dict[str, WeightSpec] = {
         variant="lite",
         scale=2,
         filename="lite-x2.safetensors",
-        sha256="0485771366dfe358bf890c1b7f898bf01f8315dad6c4fda8e82c9980bb87b2d7",
+        sha256="daefa0fa19e08a826af87b5f04394150ad598e6772d6ee7dcdf72dd99e17e0f3",
         description=(
             "configs/lite-x2.json (1800 steps), lite-x2-stage2.json (best at 900), then "
             "lite-x2-stage3.json (best at 1250), then "
@@ -56,7 +56,8 @@ PRETRAINED: dict[str, WeightSpec] = {
             "lite-x2-stage6.json (best at 250), then lite-x2-stage7.json on the CPU with more "
             "photos again (best at 4750), then fine-tuned with the squared error by "
             "lite-x2-stage10.json (best at 700), then grown to 12 RCABs per module on a GPU by "
-            "lite-x2-stage17.json (best at 750; docs/models.md)"
+            "lite-x2-stage17.json (best at 750), then fine-tuned on the broad training set by "
+            "lite-x2-stage24.json (best at 300; docs/models.md)"
         ),
     ),
     "lite-x3": WeightSpec(
