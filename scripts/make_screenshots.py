@@ -8,7 +8,11 @@ the blocking map, and saves:
 * ``napari-widget.png``         the whole window: widget, layer list and the ×2 result;
 * ``napari-compare.png``        canvas only, grid view: the JPEG input beside the result;
 * ``napari-blocking.png``       canvas only: the input with its blocking map overlaid;
-* ``napari-intermediates.png``  canvas only, grid view: x̂_1 … x̂_J.
+* ``napari-intermediates.png``  canvas only, grid view: x̂_1 … x̂_J;
+* ``napari-float.png``          the whole window after a run on a float image in [0, 1000]
+  (a JPEG-compressed scikit-image ``camera``, scaled), the value mapping in the status;
+* ``napari-error.png``          the whole window after an error (a boolean layer): the
+  message wraps inside the dock.
 
 Run from the repository root (takes ~20 s on a laptop CPU)::
 
@@ -90,13 +94,14 @@ def _shoot(args: argparse.Namespace) -> None:
     if widget.run() is None:
         raise SystemExit(f"could not start: {errors[-1] if errors else widget.status.value}")
     _wait(app, lambda: not widget.running, timeout=600)
-    if widget.status.value != "done":
+    if not widget.status.value.startswith("done"):
         raise SystemExit(f"the run failed: {errors[-1] if errors else widget.status.value}")
 
     name = src.name
     result = viewer.layers[f"{name} ×2 (CISR)"]
-    blocking = viewer.layers[f"{name} blocking"]
-    x_hats = viewer.layers[f"{name} x̂_j (CISR)"]
+    blocking = viewer.layers[f"{name} blocking map (CISR)"]
+    n_j = sum(layer.name.startswith(f"{name} REM ") for layer in viewer.layers)
+    x_hats = [viewer.layers[f"{name} REM {j}/{n_j} (CISR)"] for j in range(1, n_j + 1)]
     args.out.mkdir(parents=True, exist_ok=True)
 
     def only(*layers):
@@ -104,6 +109,12 @@ def _shoot(args: argparse.Namespace) -> None:
             layer.visible = layer in layers
         viewer.reset_view()
         app.processEvents()
+
+    def settle() -> None:  # let wrapped labels and the layout catch up before a screenshot
+        end = time.monotonic() + 0.3
+        while time.monotonic() < end:
+            app.processEvents()
+            time.sleep(0.02)
 
     def save(name: str, image) -> None:
         from PIL import Image
@@ -127,15 +138,38 @@ def _shoot(args: argparse.Namespace) -> None:
     only(src, blocking)
     save("napari-blocking.png", viewer.export_figure(scale_factor=2, flash=False))
 
-    # x̂_1..x̂_J side by side: one layer per j, in grid view
-    j_layers = [
-        viewer.add_image(x_hats.data[j], name=f"x̂_{j + 1}", rgb=x_hats.rgb)
-        for j in range(x_hats.data.shape[0])
-    ]
-    grid.shape = (1, len(j_layers))
+    # x̂_1..x̂_J side by side, in grid view
+    grid.shape = (1, len(x_hats))
     grid.enabled = True
-    only(*j_layers)
+    only(*x_hats)
     save("napari-intermediates.png", viewer.export_figure(scale_factor=1, flash=False))
+    grid.enabled = False
+
+    # a float scientific-style image: values 0..1000, mapped by its contrast limits
+    import numpy as np
+    from skimage import data
+
+    from napari_cisr.degrade import compress
+
+    for layer in list(viewer.layers):
+        viewer.layers.remove(layer)
+    camera = data.camera()[::4, ::4]
+    compressed = compress(camera, "jpeg", 30)
+    viewer.add_image(compressed.astype(np.float32) / 255 * 1000, name="camera float 0-1000")
+    widget.params.intermediates = False
+    widget.params.blocking_map = False
+    widget.run()
+    _wait(app, lambda: not widget.running, timeout=600)
+    for layer in viewer.layers:
+        layer.visible = layer.name.endswith("(CISR)")
+    viewer.reset_view()
+    settle()
+    save("napari-float.png", viewer.screenshot(canvas_only=False, flash=False))
+
+    viewer.add_image(np.zeros((64, 64), bool), name="a mask")
+    widget.run()  # refused: the one-line reason wraps in the dock
+    settle()
+    save("napari-error.png", viewer.screenshot(canvas_only=False, flash=False))
     viewer.close()
 
 

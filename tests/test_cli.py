@@ -82,11 +82,10 @@ def test_existing_output_is_not_overwritten_without_flag(tmp_path, capsys, fresh
 @pytest.mark.parametrize(
     ("name", "array"),
     [
-        ("one_pixel.png", np.full((1, 1, 3), 200, np.uint8)),
         ("gray.png", np.tile(np.arange(0, 240, 10, dtype=np.uint8), (9, 1))),
-        ("rgba.png", np.dstack([np.full((6, 7, 3), 90, np.uint8), np.full((6, 7), 128, np.uint8)])),
-        ("deep.tif", (np.arange(5 * 8 * 3).reshape(5, 8, 3) * 1000).astype(np.uint16)),
-        ("deep_gray.png", (np.arange(6 * 4).reshape(6, 4) * 2000).astype(np.uint16)),
+        ("rgba.png", np.dstack([np.full((8, 9, 3), 90, np.uint8), np.full((8, 9), 128, np.uint8)])),
+        ("deep.tif", (np.arange(8 * 10 * 3).reshape(8, 10, 3) * 250).astype(np.uint16)),
+        ("deep_gray.png", (np.arange(8 * 8).reshape(8, 8) * 1000).astype(np.uint16)),
     ],
 )
 def test_odd_but_valid_inputs_work(tmp_path, name, array, fresh_weights):
@@ -103,6 +102,26 @@ def test_odd_but_valid_inputs_work(tmp_path, name, array, fresh_weights):
     if array.ndim == 3 and array.shape[2] == 4:
         # Alpha is upscaled on its own: a constant alpha stays constant.
         assert np.all(result[..., 3] == 128)
+
+
+@pytest.mark.parametrize("shape", [(1, 1, 3), (2, 3), (7, 40, 3)])
+def test_run_and_batch_refuse_images_under_8_pixels_alike(tmp_path, capsys, shape, fresh_weights):
+    """One size policy (values.MIN_SIDE) for run, batch and the library: one line, exit 2 for
+    run, nothing written."""
+    from napari_cisr.io import write_image
+
+    source = tmp_path / "inputs" / "tiny.png"
+    source.parent.mkdir()
+    write_image(source, np.full(shape, 90, np.uint8))
+    output = tmp_path / "out.png"
+    assert main(["run", str(source), str(output), "--model", str(fresh_weights)]) != 0
+    err = capsys.readouterr().err.strip()
+    assert "at least 8" in err and str(source.name) in err and len(err.splitlines()) == 1
+    assert not output.exists()
+    store = tmp_path / "out.zarr"
+    assert main(["batch", str(source.parent), str(store), "--model", str(fresh_weights)]) != 0
+    (line,) = [x for x in capsys.readouterr().err.splitlines() if ">= 8" in x]
+    assert line.count("tiny.png") == 1  # the reason does not repeat the name
 
 
 def test_run_with_self_ensemble_writes_the_ensembled_image(tmp_path):

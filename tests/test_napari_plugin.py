@@ -101,25 +101,27 @@ def test_widget_super_resolves_sample_with_aligned_outputs(make_napari_viewer, q
     assert out.data.shape == (2 * h, 2 * w, 3) and out.data.dtype == np.uint8 and out.rgb
     assert widget.progress.value == 1000 and widget.status.value == "done"
     assert out.contrast_limits == [10, 240]
-    ys, xs = viewer.layers[f"{src.name} ŷ_j (CISR)"], viewer.layers[f"{src.name} x̂_j (CISR)"]
-    n_j = ys.data.shape[0]
-    assert n_j == 2 and ys.data.shape == (n_j, h, w, 3) and xs.data.shape == (n_j, 2 * h, 2 * w, 3)
-    np.testing.assert_array_equal(xs.data[-1], out.data)  # x̂_J is the result
-    blocking = viewer.layers[f"{src.name} blocking"]
+    # each iteration's estimates are separate hidden 2-D layers: the viewer gains no j slider
+    assert viewer.dims.ndim == 2
+    ys = [viewer.layers[f"{src.name} ARM {j}/2 (CISR)"] for j in (1, 2)]
+    xs = [viewer.layers[f"{src.name} REM {j}/2 (CISR)"] for j in (1, 2)]
+    assert all(y.data.shape == (h, w, 3) and not y.visible for y in ys)
+    assert all(x.data.shape == (2 * h, 2 * w, 3) and not x.visible for x in xs)
+    assert xs[0].metadata["estimate"] == "x̂_1" and ys[1].metadata["estimate"] == "ŷ_2"
+    np.testing.assert_array_equal(xs[-1].data, out.data)  # x̂_J is the result
+    blocking = viewer.layers[f"{src.name} blocking map (CISR)"]
     assert blocking.data.shape == (h, w) and blocking.data.dtype == np.float32
     assert 0 <= blocking.data.min() and blocking.data.max() <= 1
-    assert blocking.opacity < 1 and not blocking.rgb
+    assert not blocking.rgb
 
     # pixel centres coincide in world coordinates
     for i, j in [(0, 0), (1, 3), (2 * h - 1, 2 * w - 1), (17, 40)]:
         lr = _hr_centre_in_lr([i, j], 2)
         np.testing.assert_allclose(out.data_to_world([i, j]), src.data_to_world(lr), atol=1e-9)
-        np.testing.assert_allclose(
-            xs.data_to_world([n_j - 1, i, j])[1:], src.data_to_world(lr), atol=1e-9
-        )
+        np.testing.assert_allclose(xs[-1].data_to_world([i, j]), src.data_to_world(lr), atol=1e-9)
     for i, j in [(0, 0), (h - 1, w - 1)]:
         np.testing.assert_allclose(blocking.data_to_world([i, j]), src.data_to_world([i, j]))
-        np.testing.assert_allclose(ys.data_to_world([0, i, j])[1:], src.data_to_world([i, j]))
+        np.testing.assert_allclose(ys[0].data_to_world([i, j]), src.data_to_world([i, j]))
     np.testing.assert_allclose(out.scale, (0.35, 0.65))
 
 
@@ -160,6 +162,196 @@ def test_widget_precision_and_self_ensemble_reach_the_core(make_napari_viewer, q
     for other in (core("bfloat16", True), core("float32", False)):
         assert not np.array_equal(wanted, other)  # so the comparison below tells them apart
     np.testing.assert_array_equal(viewer.layers["small ×2 (CISR)"].data, wanted)
+
+
+def _smooth_pattern(h: int, w: int) -> np.ndarray:
+    """A smooth float image in [0, 1]."""
+    yy, xx = np.mgrid[0:h, 0:w]
+    return (0.5 + 0.4 * np.sin(yy / 5.0) * np.cos(xx / 7.0)).astype(np.float32)
+
+
+def test_widget_maps_any_value_range_and_back(make_napari_viewer, qtbot, perturbed_weights):
+    """Floats and signed integers map by their contrast limits, 12-bit data by its bit depth,
+    and the output keeps the input's dtype and range: the same pattern in [0, 1] and in
+    [0, 1000] gives the same result, 1000 times larger."""
+    from napari_cisr import super_resolve
+
+    def core(unit):
+        return super_resolve(unit, 2, perturbed_weights, iterations=1, device="cpu").clip(0, 1)
+
+    unit = _smooth_pattern(24, 32)
+    expected = core(unit)
+    viewer = make_napari_viewer()
+    widget = _dock_with_weights(viewer, perturbed_weights)
+    widget.params.iterations = 1
+
+    viewer.add_image(unit * 1000, name="float", contrast_limits=(0, 1000))
+    _run_to_end(qtbot, widget)
+    out = viewer.layers["float ×2 (CISR)"]
+    assert out.data.dtype == np.float32 and 0 <= out.data.min() and out.data.max() <= 1000
+    np.testing.assert_allclose(out.data, expected * 1000, atol=0.05)
+    assert out.metadata["cisr"]["values"] == {
+        "low": 0.0, "high": 1000.0, "source": "contrast limits"
+    }  # fmt: skip
+
+    signed = np.round(unit * 2000 - 1000).astype(np.int16)  # -1000..1000
+    viewer.add_image(signed, name="signed", contrast_limits=(-1000, 1000))
+    _run_to_end(qtbot, widget)
+    out = viewer.layers["signed ×2 (CISR)"]
+    assert out.data.dtype == np.int16 and out.data.min() < 0
+    # (the network amplifies the rounding to int16, so compare on the very input it saw)
+    np.testing.assert_allclose(
+        out.data, core((signed.astype(np.float32) + 1000) / 2000) * 2000 - 1000, atol=0.51
+    )
+
+    twelve = np.round(unit * 4095).astype(np.uint16)
+    viewer.add_image(twelve, name="twelve")
+    widget.params.bit_depth = 12
+    _run_to_end(qtbot, widget)
+    out = viewer.layers["twelve ×2 (CISR)"]
+    assert out.data.dtype == np.uint16 and out.data.max() <= 4095
+    np.testing.assert_allclose(out.data, core(twelve.astype(np.float32) / 4095) * 4095, atol=0.51)
+    assert out.metadata["cisr"]["values"]["source"] == "bit depth 12"
+
+
+@pytest.fixture
+def perturbed_weights(tmp_path) -> str:
+    """Lite x2 weights perturbed away from the identity, so that the network's input range
+    shows in its output."""
+    import torch
+
+    from napari_cisr.model import build_model, variant_config
+    from napari_cisr.weights import save_weights
+
+    torch.manual_seed(1)
+    network = build_model(variant_config("lite", 2))
+    with torch.no_grad():
+        for parameter in network.parameters():
+            parameter.add_(0.05 * torch.randn_like(parameter))
+    path = str(tmp_path / "perturbed.safetensors")
+    save_weights(network, path)
+    return path
+
+
+@pytest.mark.parametrize(
+    ("data", "kwargs", "reason"),
+    [
+        (np.zeros((16, 16), bool), {}, "boolean image"),
+        (np.zeros((1, 1), np.uint8), {}, "both sides must be at least 8"),
+        (np.zeros((16, 16, 2), np.uint8), {}, "channel_axis"),
+        (np.full((16, 16), 3.0, np.float32), {"value_range": "percentiles"}, "empty value"),
+    ],
+    ids=["bool", "1x1", "two-channel", "constant-float"],
+)
+def test_widget_refuses_images_it_cannot_map_with_a_reason(
+    make_napari_viewer, notifications, weights_file, data, kwargs, reason
+):
+    viewer = make_napari_viewer()
+    viewer.add_image(data, name="odd")
+    widget = _dock_with_weights(viewer, weights_file)
+    for name, value in kwargs.items():
+        setattr(widget.params, name, value)
+    assert widget.run() is None
+    assert reason in _errors(notifications)[-1]
+    assert [layer.name for layer in viewer.layers] == ["odd"]
+
+
+def test_widget_shows_the_result_first_and_the_blocking_map_on_demand(
+    make_napari_viewer, qtbot, weights_file
+):
+    viewer = make_napari_viewer()
+    (src,) = viewer.open_sample(PLUGIN, "jpeg_q15")
+    widget = _dock_with_weights(viewer, weights_file)
+    widget.params.iterations = 1
+    widget.params.blocking_map = True
+    _run_to_end(qtbot, widget)
+    out = viewer.layers[f"{src.name} ×2 (CISR)"]
+    blocking = viewer.layers[f"{src.name} blocking map (CISR)"]
+    assert viewer.layers[-1] is out and out.visible and viewer.layers.selection.active is out
+    assert not blocking.visible
+    assert blocking.colormap.map(np.array([0.0]))[0, 3] == 0  # transparent where no blocking
+    assert blocking.colormap.map(np.array([1.0]))[0, 3] == 1
+    assert blocking.metadata["grid"] == (8, 8) and "block edge" in blocking.metadata["meaning"]
+    meta = out.metadata["cisr"]
+    assert meta["source"]["codec"] == "jpeg" and meta["source"]["quality"] == 15
+    assert {"tile", "precision", "device", "self_ensemble", "values"} <= set(meta)
+    # the chooser does not follow the (selected) result, so a second Run uses the input again
+    assert widget.image_layer.value is src
+
+
+def test_widget_hints_that_a_clean_image_is_not_what_the_model_is_for(
+    make_napari_viewer, qtbot, weights_file
+):
+    viewer = make_napari_viewer()
+    viewer.add_image((_smooth_pattern(32, 32) * 255).astype(np.uint8), name="clean")
+    widget = _dock_with_weights(viewer, weights_file)
+    widget.params.iterations = 1
+    _run_to_end(qtbot, widget)
+    assert widget.status.tooltip.startswith("done — no JPEG blocking was found")
+
+
+def test_widget_chooser_follows_the_selected_and_renamed_layers(make_napari_viewer, weights_file):
+    viewer = make_napari_viewer()
+    first = viewer.add_image(np.zeros((16, 16), np.uint8), name="first")
+    widget = _dock_with_weights(viewer, weights_file)
+    second = viewer.add_image(np.zeros((16, 16), np.uint8), name="second")
+    assert widget.image_layer.value is second  # newly opened: it is the selected layer
+    viewer.layers.selection.active = first
+    assert widget.image_layer.value is first
+    first.name = "renamed"
+    combo = widget.image_layer.native
+    assert sorted(combo.itemText(i) for i in range(combo.count())) == ["renamed", "second"]
+    assert widget.image_layer.value is first
+
+
+def test_a_long_message_does_not_resize_the_dock_or_the_canvas(
+    make_napari_viewer, qtbot, notifications
+):
+    viewer = make_napari_viewer(show=True)
+    widget = _dock(viewer)
+    dock = widget.native.parent()
+    while dock is not None and not dock.inherits("QDockWidget"):
+        dock = dock.parent()
+    canvas = viewer.window._qt_viewer.canvas.native
+    qtbot.wait(50)
+    before = (dock.width(), canvas.width(), canvas.height())
+    message = "napari-cisr: " + "a/very/long/path/without/spaces/" * 16 + " " + "word " * 40
+    widget._notify_error(message)
+    qtbot.wait(50)
+    assert (dock.width(), canvas.width(), canvas.height()) == before
+    assert widget.status.tooltip == message and len(widget.status.value) < len(message)
+
+
+def test_widget_estimates_the_time_left(make_napari_viewer, weights_file):
+    import time
+
+    from napari_cisr._job import JobProgress
+    from napari_cisr.inference import Progress
+
+    viewer = make_napari_viewer()
+    viewer.add_image(np.zeros((16, 16), np.uint8), name="img")
+    widget = _dock_with_weights(viewer, weights_file)
+    widget._job = widget._prepare()
+    widget._job.started = time.monotonic() - 30  # a quarter done in 30 s: about 90 s to go
+    widget._on_progress(JobProgress(0, 1, Progress(1, 4, "tile 1/4")))
+    assert widget.status.value.startswith("tile 1/4 · about") and "left" in widget.status.value
+    assert widget.progress.value == 250
+
+
+def test_every_control_is_explained_and_resets(make_napari_viewer):
+    viewer = make_napari_viewer()
+    widget = _dock(viewer)
+    for name, control in widget._fields.items():
+        assert control.tooltip, name
+    tile, iterations = widget._fields["tile"], widget._fields["iterations"]
+    assert tile.native.lineEdit().text() == "automatic"
+    assert iterations.native.lineEdit().text() == "model default"
+    iterations.value = 3
+    assert iterations.native.lineEdit().text() == "3" and widget.params.iterations == 3
+    widget._fields["scale"].value = 4
+    widget.params.tile = 256
+    widget.reset_button.native.click()
+    assert widget.params.scale == 2 and widget._fields["tile"].value == 0
 
 
 def test_widget_offers_only_models_with_shipped_weights():

@@ -57,6 +57,13 @@ class SuperResolveParams:
         Also add the input's blocking map as an overlay.
     whole_stack : bool
         For a T/Z stack, process every plane instead of the current one.
+    value_range : str
+        How the layer's values map to the network's [0, 1], one of
+        :data:`napari_cisr.values.VALUE_RANGES`: ``"auto"`` maps unsigned integers by their
+        dtype (or ``bit_depth``) and floats and signed integers by the layer's contrast limits.
+    bit_depth : int
+        Significant bits of unsigned integer data (e.g. 12 for a 12-bit camera in uint16);
+        0 means the dtype's.
     """
 
     scale: int = 2
@@ -70,6 +77,8 @@ class SuperResolveParams:
     intermediates: bool = False
     blocking_map: bool = False
     whole_stack: bool = False
+    value_range: str = "auto"
+    bit_depth: int = 0
 
 
 @dataclass(frozen=True)

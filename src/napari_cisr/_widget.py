@@ -19,6 +19,7 @@ scale, translate, rotate, shear and affine. Leading (T/Z) axes keep their scale 
 from __future__ import annotations
 
 import itertools
+import time
 from collections.abc import Generator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -45,6 +46,7 @@ from napari_cisr._job import (
     is_dask_array,
     run_job,
 )
+from napari_cisr.values import MIN_SIDE, VALUE_RANGES, ValueMapping, choose_mapping
 
 if TYPE_CHECKING:  # pragma: no cover
     import napari
@@ -97,26 +99,6 @@ def output_geometry(layer: Image, factor: float, plane: Sequence[int] = ()) -> d
     }
 
 
-def _stacked_geometry(geometry: dict[str, Any]) -> dict[str, Any]:
-    """Add a leading axis (the iteration j) with unit scale to ``geometry``."""
-    from napari.utils.transforms import Affine
-
-    physical = Affine(
-        scale=geometry["scale"],
-        translate=geometry["translate"],
-        rotate=geometry["rotate"],
-        shear=geometry["shear"],
-    ).expand_dims([0])
-    extra = Affine(affine_matrix=geometry["affine"]).expand_dims([0])
-    return {
-        "scale": tuple(physical.scale),
-        "translate": tuple(physical.translate),
-        "rotate": physical.rotate,
-        "shear": physical.shear,
-        "affine": extra.affine_matrix,
-    }
-
-
 # --------------------------------------------------------------------------------------------
 # the widget
 # --------------------------------------------------------------------------------------------
@@ -152,6 +134,94 @@ def _devices() -> list[str]:
     return devices
 
 
+#: The status line shows at most this many characters (about four wrapped lines of a dock);
+#: the full text is its tooltip and, for errors, the notification.
+_STATUS_CHARS = 160
+
+
+def _special_value(spin: SpinBox, text: str) -> None:
+    """Show ``spin``'s minimum (0) as ``text`` instead of a bare number.
+
+    magicgui's spin box is superqt's ``QLargeIntSpinBox``, which has no special-value text
+    (unlike ``QSpinBox``); its two display hooks are replaced on this instance. Where they are
+    missing (another superqt), the tooltip alone explains the 0.
+    """
+    native = spin.native
+    if not (hasattr(native, "_updateEdit") and hasattr(native, "_interpret")):
+        return
+
+    def update_edit() -> None:
+        shown = text if native.value() == native.minimum() else str(native.value())
+        if native.lineEdit().text() != shown:
+            native.lineEdit().setText(shown)
+
+    def interpret(policy: Any) -> None:
+        shown = native.lineEdit().displayText().strip()
+        value = native.minimum() if shown in ("", text) else int(shown)
+        native._setValue(value, policy)
+
+    native._updateEdit = update_edit
+    native._interpret = interpret
+    update_edit()
+
+
+def _wrap_and_elide(label: Label) -> None:
+    """Let ``label`` wrap inside the dock's width and never ask for more width."""
+    from qtpy.QtWidgets import QSizePolicy
+
+    label.native.setWordWrap(True)
+    label.native.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+
+
+def _check_plane_size(shape: Sequence[int], stacked: bool) -> None:
+    """Refuse planes smaller than the core accepts, with what the user can do about it.
+
+    ``stacked``: the plane was sliced from a layer with leading axes, where an H×W×C array
+    with few channels ends up as H planes of W×C pixels.
+    """
+    h, w = shape[:2]
+    if min(h, w) >= MIN_SIDE:
+        return
+    if stacked and w <= 4:
+        raise ValueError(
+            f"each plane is {h}×{w} pixels, below the {MIN_SIDE}-pixel minimum; if the last "
+            "axis holds channels, open the image with them as separate layers (channel_axis)"
+        )
+    raise ValueError(f"the image is {h}×{w} pixels; both sides must be at least {MIN_SIDE}")
+
+
+def _core_maps_it(mapping: ValueMapping, dtype: Any) -> bool:
+    """True when the core's own mapping (by dtype; floats as [0, 1]) equals ``mapping``."""
+    dtype = np.dtype(dtype)
+    if np.issubdtype(dtype, np.unsignedinteger) and dtype.itemsize <= 2:
+        return mapping.low == 0 and mapping.high == np.iinfo(dtype).max
+    return np.issubdtype(dtype, np.floating) and (mapping.low, mapping.high) == (0.0, 1.0)
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 90:
+        return f"{max(1, round(seconds))} s"
+    if seconds < 90 * 60:
+        return f"{round(seconds / 60)} min"
+    return f"{seconds / 3600:.1f} h"
+
+
+#: Every layer the widget adds ends its name with this.
+OUTPUT_SUFFIX = " (CISR)"
+
+#: The reader's description of the input file (io.image_info) carried into the metadata.
+_SOURCE_KEYS = ("path", "codec", "quality", "lossless", "subsampling")
+
+#: Blocking map colours: transparent where there is no blocking, yellow to red where there is.
+_BLOCKING_COLORS = np.array(
+    [[1.0, 1.0, 0.0, 0.0], [1.0, 0.85, 0.0, 0.8], [1.0, 0.1, 0.0, 1.0]], dtype=np.float32
+)
+_BLOCKING_MEANING = (
+    "d(z), the blocking detector's map at the input's size: 1 where a JPEG block edge is "
+    "detected (the non-local operator does not borrow from it), 0 where none is"
+)
+
+
 @dataclass
 class _Job:
     layer: Any
@@ -161,6 +231,12 @@ class _Job:
     lead_shape: tuple[int, ...]
     current_plane: tuple[int, ...] | None
     kwargs: dict[str, Any] = field(default_factory=dict)
+    #: How the layer's values were mapped to [0, 1]; None when the core's own mapping (by
+    #: dtype, or floats already in [0, 1]) is the chosen one and the data goes in unchanged.
+    mapping: ValueMapping | None = None
+    chosen_mapping: ValueMapping | None = None
+    dtype: Any = None
+    started: float = 0.0
 
 
 def _show_in(widget: Any) -> Any:
@@ -219,21 +295,46 @@ class SuperResolveWidget(Container):
             "tile": SpinBox(label="tile size", min=0, max=8192, step=16),
             "device": ComboBox(label="device", choices=_devices()),
             "precision": ComboBox(label="precision", choices=_precisions()),
+            "value_range": ComboBox(label="values", choices=VALUE_RANGES),
+            "bit_depth": SpinBox(label="bit depth", min=0, max=16),
             "self_ensemble": CheckBox(text="self-ensemble (x8 time)"),
             "intermediates": CheckBox(text="add intermediate estimates"),
-            "blocking_map": CheckBox(text="add blocking map"),
+            "blocking_map": CheckBox(text="add blocking map (hidden)"),
             "whole_stack": ComboBox(
                 label="process",
                 choices=[("current plane", False), ("whole stack", True)],
             ),
         }
-        fields["weights"].tooltip = "optional trained weight file; overrides the model choice"
-        fields["iterations"].tooltip = "0 = the model's default"
-        fields["tile"].tooltip = "tile size in input pixels; 0 = automatic"
-        fields["precision"].tooltip = "auto = bfloat16 where the device runs it natively"
-        fields[
-            "self_ensemble"
-        ].tooltip = "average over the 8 rotations/flips of the input: 8x the time, a higher PSNR"
+        tooltips = {
+            "scale": "how many times larger the result is on each side",
+            "model": "the shipped network for this scale (docs/models.md)",
+            "weights": "optional trained weight file; overrides the model choice",
+            "iterations": "unfolding iterations J (ARM then REM, J times); "
+            "'model default' uses the number it was trained with",
+            "tile": "tile size in input pixels; 'automatic' picks one that fits the memory",
+            "device": "where the network runs; auto = a GPU when there is one",
+            "precision": "auto = bfloat16 where the device runs it natively, else float32",
+            "value_range": "how the layer's values map to the network's 0-1: auto = by the "
+            "dtype for unsigned integers, by the contrast limits (what you see) for floats and "
+            "signed integers; percentiles = 0.1-99.9 % of the data",
+            "bit_depth": "significant bits of unsigned integer data, e.g. 12 for a 12-bit "
+            "camera stored in 16 bits; 'from dtype' = all of them",
+            "self_ensemble": "average over the 8 rotations/flips of the input: "
+            "8x the time, a higher PSNR",
+            "intermediates": "also add each iteration's ARM (artefact-removed, input size) and "
+            "REM (super-resolved) estimates as hidden layers",
+            "blocking_map": "also add, hidden, the detected JPEG blocking (1 = a block edge "
+            "the network treats as an artefact, 0 = none)",
+            "whole_stack": "for a T/Z stack: the plane on screen, or every plane",
+        }
+        for name, text in tooltips.items():
+            fields[name].tooltip = text
+        # "0" means something different in each of these: show it as words
+        _special_value(fields["iterations"], "model default")
+        _special_value(fields["tile"], "automatic")
+        _special_value(fields["bit_depth"], "from dtype")
+        self.reset_button = PushButton(text="Reset to defaults")
+        self.reset_button.tooltip = "set every control back to its default value"
         self._fields = fields
         for name, widget in fields.items():
             _show_in(widget)(getattr(self.params, name))
@@ -244,15 +345,24 @@ class SuperResolveWidget(Container):
         self.cancel_button = PushButton(text="Cancel", enabled=False)
         self.progress = ProgressBar(label="progress", min=0, max=1000, value=0)
         self.status = Label(label="", value="")
-        self.extend([self.image_layer, *fields.values(), self.run_button, self.cancel_button])
-        self.extend([self.progress, self.status])
+        _wrap_and_elide(self.status)
+        self.image_layer.tooltip = "the image layer to super-resolve; follows the selected layer"
+        self.run_button.tooltip = "super-resolve the chosen image with these settings"
+        self.cancel_button.tooltip = "stop at the next tile or iteration"
+        controls = [self.image_layer, *fields.values(), self.reset_button]
+        self.extend([*controls, self.run_button, self.cancel_button, self.progress, self.status])
 
         self.run_button.changed.connect(self.run)
         self.cancel_button.changed.connect(self.cancel)
+        self.reset_button.changed.connect(self.reset_params)
         self.image_layer.changed.connect(self._update_stack_choice)
         events = viewer.layers.events
         for event in (events.inserted, events.removed, events.reordered):
             event.connect(self.reset_choices)
+        events.inserted.connect(self._watch_name)
+        for layer in viewer.layers:
+            layer.events.name.connect(self.reset_choices)
+        viewer.layers.selection.events.active.connect(self._follow_active)
         self.reset_choices()
         self._update_stack_choice()
 
@@ -266,6 +376,32 @@ class SuperResolveWidget(Container):
             setattr(self.params, name, value)
 
         return store
+
+    def reset_params(self, *_: Any) -> None:
+        """Set every parameter back to its default (the controls follow)."""
+        defaults = SuperResolveParams()
+        for name in defaults.__dataclass_fields__:
+            setattr(self.params, name, getattr(defaults, name))
+
+    def set_status(self, text: str) -> None:
+        """Show ``text`` in the status line: wrapped, elided past a few lines, in full as a
+        tooltip, so that no message can widen the dock."""
+        self.status.tooltip = text
+        self.status.value = text if len(text) <= _STATUS_CHARS else text[: _STATUS_CHARS - 1] + "…"
+
+    def _watch_name(self, event: Any) -> None:
+        event.value.events.name.connect(self.reset_choices)
+
+    def _follow_active(self, event: Any) -> None:
+        """Offer the layer the user selects, unless it is one of this plugin's outputs (the
+        result is selected after a run: a second *Run* must not process it again)."""
+        from napari.layers import Image
+
+        layer = event.value
+        ours = layer is not None and layer.name.endswith(OUTPUT_SUFFIX)
+        if isinstance(layer, Image) and not ours and not self.running:
+            self.reset_choices()
+            self.image_layer.value = layer
 
     def _image_layers(self, *_: Any) -> list[Any]:
         from napari.layers import Image
@@ -284,7 +420,7 @@ class SuperResolveWidget(Container):
     def _notify_error(self, message: str) -> None:
         from napari.utils.notifications import show_error
 
-        self.status.value = message
+        self.set_status(message)
         show_error(message)
 
     # ---------------------------------------------------------------- run / cancel
@@ -325,7 +461,7 @@ class SuperResolveWidget(Container):
         self.worker.aborted.connect(self._on_aborted)
         self.worker.finished.connect(self._on_finished)
         self.progress.value = 0
-        self.status.value = "starting…"
+        self.set_status(f"starting… ({job.chosen_mapping.describe()})")
         self.run_button.enabled = False
         self.cancel_button.enabled = True
         self.worker.start()
@@ -334,7 +470,7 @@ class SuperResolveWidget(Container):
     def cancel(self, *_: Any) -> None:
         """Ask the running job to stop at its next tile/iteration boundary."""
         if self.worker is not None:
-            self.status.value = "cancelling…"
+            self.set_status("cancelling…")
             self.cancel_button.enabled = False
             self.worker.quit()
 
@@ -370,6 +506,17 @@ class SuperResolveWidget(Container):
             current = None
             indices = list(itertools.product(*(range(n) for n in lead_shape)))
         planes = [data[idx] if idx else data for idx in indices]
+        _check_plane_size(planes[0].shape, stacked=bool(lead_shape))
+        chosen = choose_mapping(
+            data,
+            p.value_range,
+            contrast_limits=tuple(layer.contrast_limits),
+            bit_depth=p.bit_depth or None,
+        )
+        mapping = None if _core_maps_it(chosen, data.dtype) else chosen
+        dtype = data.dtype
+        if mapping is not None:
+            planes = [mapping.to_unit(plane) for plane in planes]
         kwargs = {
             "scale": int(p.scale),
             "model": model,
@@ -381,19 +528,27 @@ class SuperResolveWidget(Container):
             "intermediates": bool(p.intermediates or p.blocking_map),
         }
         params = SuperResolveParams(**{k: getattr(p, k) for k in p.__dataclass_fields__})
-        return _Job(layer, params, planes, indices, lead_shape, current, kwargs)
+        job = _Job(layer, params, planes, indices, lead_shape, current, kwargs)
+        job.mapping, job.chosen_mapping, job.dtype = mapping, chosen, dtype
+        job.started = time.monotonic()
+        return job
 
     # ---------------------------------------------------------------- worker callbacks
     def _on_progress(self, update: JobProgress) -> None:
         self.progress.value = round(update.fraction * 1000)
-        self.status.value = update.text
+        text = update.text
+        job = self._job
+        if job is not None and update.progress.done >= 1 and 0 < update.fraction < 1:
+            elapsed = time.monotonic() - job.started
+            text += f" · about {_duration(elapsed * (1 - update.fraction) / update.fraction)} left"
+        self.set_status(text)
         self.progressed.emit(update)
 
     def _on_errored(self, error: BaseException) -> None:
         self._notify_error(JobFailed(error).message)
 
     def _on_aborted(self) -> None:
-        self.status.value = "cancelled"
+        self.set_status("cancelled")
         self.progress.value = 0
 
     def _on_finished(self) -> None:
@@ -419,7 +574,8 @@ class SuperResolveWidget(Container):
             self._notify_error(f"napari-cisr: could not add the result: {type(e).__name__}: {e}")
             return
         self.progress.value = 1000
-        self.status.value = "done"
+        mapped = f" ({job.mapping.describe()})" if job.mapping is not None else ""
+        self.set_status("done" + mapped + self._hint(job, outcome))
 
     # ---------------------------------------------------------------- outputs
     def _assemble(self, job: _Job, arrays: list[Any]) -> Any:
@@ -435,15 +591,23 @@ class SuperResolveWidget(Container):
             stacked = np.stack([np.asarray(a) for a in arrays])
         return stacked.reshape(lead + tuple(arrays[0].shape))
 
-    def _stack_j(self, job: _Job, per_plane: list[list[Any]]) -> Any:
-        """ŷ_1..ŷ_J (or x̂) of every plane → one array with a leading j axis."""
-        n_j = len(per_plane[0])
-        per_j = [self._assemble(job, [plane[j] for plane in per_plane]) for j in range(n_j)]
-        if any(is_dask_array(a) for a in per_j):
-            import dask.array as da
+    def _hint(self, job: _Job, results: list[Any]) -> str:
+        """A one-line hint when the input shows no JPEG blocking (an uncompressed image)."""
+        blocking = results[0].blocking
+        plane = job.planes[0]
+        if blocking is None and not is_dask_array(plane):
+            from napari_cisr.blocking import detect_blocking
 
-            return da.stack(per_j)
-        return np.stack(per_j)
+            if detect_blocking(np.asarray(plane)).grid is None:
+                return (
+                    " — no JPEG blocking was found in this image: the model is meant for "
+                    "compressed images, and may smooth a clean one"
+                )
+        return ""
+
+    def _to_layer_values(self, job: _Job, array: Any) -> Any:
+        """A core output back to the input's dtype and value range."""
+        return array if job.mapping is None else job.mapping.from_unit(array, job.dtype)
 
     def _add_layers(self, job: _Job, results: list[Any]) -> None:
         layer, p, s = job.layer, job.params, job.params.scale
@@ -454,51 +618,72 @@ class SuperResolveWidget(Container):
         if not layer.rgb:
             common["colormap"] = layer.colormap
         axes = {"units": tuple(str(u) for u in layer.units), "axis_labels": layer.axis_labels}
-        axes_j = {"units": ("pixel", *axes["units"]), "axis_labels": ("j", *axes["axis_labels"])}
         look = {"contrast_limits": layer.contrast_limits, "gamma": layer.gamma}
+        settings = (
+            "scale", "model", "weights", "iterations", "tile", "device", "precision",
+            "self_ensemble", "value_range", "bit_depth",
+        )  # fmt: skip
+        cisr = {k: getattr(p, k) for k in settings}
+        cisr["values"] = job.chosen_mapping.as_metadata()
+        source_codec = {k: layer.metadata[k] for k in _SOURCE_KEYS if k in layer.metadata}
+        if source_codec:  # what the reader found out about the input file
+            cisr["source"] = source_codec
+        meta = {"source": layer.name, "cisr": cisr}
 
-        image = self._assemble(job, [r.image for r in results])
-        meta = {
-            "source": layer.name,
-            "cisr": {k: getattr(p, k) for k in ("scale", "model", "weights", "iterations")},
-        }
-        self._viewer.add_image(
-            image,
-            name=f"{layer.name} ×{s} (CISR)",
+        def values(arrays: list[Any]) -> Any:
+            return self._assemble(job, [self._to_layer_values(job, a) for a in arrays])
+
+        if p.blocking_map and results[0].blocking is not None:
+            from napari.utils.colormaps import Colormap
+
+            bmap = self._assemble(job, [r.blocking for r in results])
+            grid = {}
+            if not is_dask_array(job.planes[0]):
+                from napari_cisr.blocking import detect_blocking
+
+                report = detect_blocking(np.asarray(job.planes[0]))
+                grid = {"grid": report.grid, "offset": report.offset, "score": report.score}
+            self._viewer.add_image(
+                bmap,
+                name=f"{layer.name} blocking map{OUTPUT_SUFFIX}",
+                colormap=Colormap(_BLOCKING_COLORS, name="cisr blocking"),
+                contrast_limits=(0.0, 1.0),
+                blending="translucent",
+                visible=False,
+                metadata={"source": layer.name, "meaning": _BLOCKING_MEANING, **grid},
+                **axes,
+                **lr_geom,
+            )
+        if p.intermediates and results[0].y_hats:
+            n_j = len(results[0].y_hats)
+            for j in range(n_j):
+                for module, geom, estimates in (
+                    ("ARM", lr_geom, [r.y_hats[j] for r in results]),
+                    ("REM", hr_geom, [r.x_hats[j] for r in results]),
+                ):
+                    what = "artefacts removed, input size" if module == "ARM" else f"×{s}"
+                    self._viewer.add_image(
+                        values(estimates),
+                        name=f"{layer.name} {module} {j + 1}/{n_j}{OUTPUT_SUFFIX}",
+                        visible=False,
+                        metadata={
+                            "source": layer.name,
+                            "estimate": f"{'ŷ' if module == 'ARM' else 'x̂'}_{j + 1}",
+                            "meaning": f"iteration {j + 1} of {n_j}, {module} ({what})",
+                        },
+                        **common,
+                        **look,
+                        **axes,
+                        **geom,
+                    )
+        # the result last: on top, visible, selected
+        result = self._viewer.add_image(
+            values([r.image for r in results]),
+            name=f"{layer.name} ×{s}{OUTPUT_SUFFIX}",
             metadata=meta,
             **common,
             **look,
             **axes,
             **hr_geom,
         )
-        if p.intermediates and results[0].y_hats:
-            self._viewer.add_image(
-                self._stack_j(job, [r.y_hats for r in results]),
-                name=f"{layer.name} ŷ_j (CISR)",
-                visible=False,
-                **common,
-                **look,
-                **axes_j,
-                **_stacked_geometry(lr_geom),
-            )
-            self._viewer.add_image(
-                self._stack_j(job, [r.x_hats for r in results]),
-                name=f"{layer.name} x̂_j (CISR)",
-                visible=False,
-                **common,
-                **look,
-                **axes_j,
-                **_stacked_geometry(hr_geom),
-            )
-        if p.blocking_map and results[0].blocking is not None:
-            bmap = self._assemble(job, [r.blocking for r in results])
-            self._viewer.add_image(
-                bmap,
-                name=f"{layer.name} blocking",
-                colormap="inferno",
-                contrast_limits=(0.0, 1.0),
-                opacity=0.5,
-                blending="translucent",
-                **axes,
-                **lr_geom,
-            )
+        self._viewer.layers.selection.active = result

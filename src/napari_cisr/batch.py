@@ -52,6 +52,8 @@ from typing import Any
 
 import numpy as np
 
+from napari_cisr.values import MIN_SIDE
+
 log = logging.getLogger(__name__)
 
 __all__ = ["BatchError", "BatchProgress", "BatchReport", "run_batch"]
@@ -66,8 +68,6 @@ ATTR = "napari_cisr"
 #: memory) and allocator slack come on top: a 1-worker batch peaks at 0.53 GiB for a 2048² image,
 #: 0.66 GiB for 4096² and 0.83 GiB for 8192² (docs/benchmarks.md).
 _WORKER_BUDGET = 640 * 2**20
-#: Smallest plane side accepted.
-_MIN_SIDE = 8
 
 
 class BatchError(ValueError):
@@ -172,10 +172,10 @@ def _check_item(name: str, shape: tuple[int, ...], dtype: np.dtype, y: int, x: i
     dtype = np.dtype(dtype)
     if dtype not in (np.uint8, np.uint16) and not np.issubdtype(dtype, np.floating):
         raise BatchError(f"{name}: unsupported dtype {dtype}; use uint8, uint16 or float")
-    if min(shape[y], shape[x]) < _MIN_SIDE:
+    if min(shape[y], shape[x]) < MIN_SIDE:
         raise BatchError(
             f"{name}: planes of {shape[y]}×{shape[x]} pixels (shape {shape}) are too small; "
-            f"expected (..., H, W) or (..., H, W, 3|4) with H, W >= {_MIN_SIDE}"
+            f"expected (..., H, W) or (..., H, W, 3|4) with H, W >= {MIN_SIDE}"
         )
 
 
@@ -200,7 +200,8 @@ def _folder_items(folder: Path) -> tuple[list[_Item], list[tuple[str, str]]]:
             y, x, rgb = _layout(pixels.shape)
             _check_item(f.name, pixels.shape, pixels.dtype, y, x)
         except (ImageReadError, BatchError) as error:
-            failed.append((f.name, str(error)))
+            # the report pairs the name with the reason: do not repeat it in the reason
+            failed.append((f.name, str(error).removeprefix(f"{f.name}: ")))
             continue
         path = f.stem if stems.count(f.stem) == 1 else f.name
         lazy = da.from_delayed(
@@ -1028,7 +1029,8 @@ def run_batch(
 
     if not items:
         raise BatchError(
-            f"no readable images in '{source}': " + "; ".join(reason for _, reason in failed)
+            f"no readable images in '{source}': "
+            + "; ".join(f"{name}: {reason}" for name, reason in failed)
         )
     replace = False
     if output.exists() or output.is_symlink():

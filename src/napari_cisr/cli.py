@@ -73,7 +73,7 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
 
 
 def _common_model_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--scale", type=int, choices=(2, 3, 4), default=2, help="upscaling factor")
+    p.add_argument("--scale", type=int, choices=(2, 3, 4), default=2, help="upscaling factor (2)")
     p.add_argument("--model", default="lite", help="lite, tiny, full, or a weight file")
     p.add_argument("--iterations", type=int, help="unfolding iterations J (default: the model's)")
     p.add_argument("--device", default="auto", help="auto, cpu or cuda")
@@ -283,7 +283,7 @@ def _add_batch(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("input", help="folder of images, zarr array or OME-Zarr image (read only)")
     p.add_argument("output", help="zarr store to write; an interrupted run is resumed")
-    p.add_argument("--scale", type=int, choices=(2, 3, 4), required=True, help="upscaling factor")
+    p.add_argument("--scale", type=int, choices=(2, 3, 4), default=2, help="upscaling factor (2)")
     p.add_argument("--model", default="lite", help="lite, tiny, full, or a weight file")
     p.add_argument("--tile", type=int, help="tile side in LR pixels (default: from memory)")
     where = p.add_mutually_exclusive_group()

@@ -17,6 +17,7 @@ import torch
 
 from napari_cisr.model import CISRPSI
 from napari_cisr.model.resize import bicubic_upsample
+from napari_cisr.values import MIN_SIDE
 from napari_cisr.weights import inference_context, load_model, resolve_device, resolve_precision
 
 log = logging.getLogger(__name__)
@@ -141,13 +142,15 @@ def _resolve_model(model: str | Path | CISRPSI, scale: int, device: torch.device
 
 
 def check_image(image: np.ndarray) -> None:
-    """Raise ValueError (one line) unless ``image`` is H×W, H×W×3 or H×W×4 of a supported dtype."""
+    """Raise ValueError (one line) unless ``image`` is H×W, H×W×3 or H×W×4 of a supported dtype
+    with both sides at least :data:`MIN_SIDE`."""
     if image.ndim not in (2, 3) or (image.ndim == 3 and image.shape[2] not in (3, 4)):
         raise ValueError(f"expected an H×W, H×W×3 or H×W×4 image, got shape {image.shape}")
     if image.dtype not in (np.uint8, np.uint16) and not np.issubdtype(image.dtype, np.floating):
         raise ValueError(f"unsupported dtype {image.dtype}; use uint8, uint16 or float")
-    if image.shape[0] < 1 or image.shape[1] < 1:
-        raise ValueError(f"empty image of shape {image.shape}")
+    if min(image.shape[:2]) < MIN_SIDE:
+        h, w = image.shape[:2]
+        raise ValueError(f"the image is {h}×{w} pixels; both sides must be at least {MIN_SIDE}")
 
 
 def _is_dask(image: object) -> bool:
