@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 apt_packages=(xvfb xauth libxcb-icccm4 libxcb-keysyms1 libxcb-xinerama0 libgl1 libgl1-mesa-dri
   libglx-mesa0 libegl1 libfontconfig1 libglib2.0-0 libdbus-1-3 libxkbcommon0 libxkbcommon-x11-0
   libxcb-image0 libxcb-randr0 libxcb-render-util0 libxcb-xfixes0 libxcb-shape0 libxcb-cursor0
-  libxcursor1 mate-backgrounds)
+  libxcursor1 mate-backgrounds python3-venv)
 missing=()
 for package in "${apt_packages[@]}"; do
   dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "ok installed" || missing+=("$package")
@@ -19,9 +19,15 @@ if [ ${#missing[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
 fi
 
-python3 -m pip install --quiet "tox>=4"
+# tox in a virtual environment of its own, made with the distribution's python3 (3.10-3.12):
+# Debian's python3 refuses `pip install` into the system (externally-managed-environment).
+bootstrap=.tox/.bootstrap
+[ -x "$bootstrap/bin/tox" ] || {
+  python3 -m venv "$bootstrap"
+  "$bootstrap/bin/python" -m pip install --quiet "tox>=4"
+}
 status=0
-python3 -m tox -e py311 -- "$@" || status=$?
+"$bootstrap/bin/tox" -e py -- "$@" || status=$?
 if [ "$status" -eq 5 ]; then
   # pytest's "no tests collected": the suite is never empty, so this is a broken checkout.
   echo "scripts/test.sh: pytest collected no tests" >&2

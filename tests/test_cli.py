@@ -44,7 +44,7 @@ def test_bad_input_exits_nonzero_with_one_line_and_no_output(tmp_path, capsys, c
     output = tmp_path / "out.png"
     status = main(["run", str(path), str(output), "--model", str(fresh_weights)])
     err = capsys.readouterr().err.strip()
-    assert status == 2
+    assert status == 1  # the input's fault: failed work, not a usage error
     assert len(err.splitlines()) == 1, err
     assert path.name in err and problem in err
     assert "Traceback" not in err
@@ -60,7 +60,7 @@ def test_installed_script_reports_without_traceback(tmp_path):
         capture_output=True,
         text=True,
     )
-    assert result.returncode == 2
+    assert result.returncode == 1
     assert "Traceback" not in result.stderr
     assert result.stderr.count("\n") == 1 and "bad.webp" in result.stderr
 

@@ -456,11 +456,11 @@ def test_bad_parameter_and_core_error_become_notifications(
     viewer.add_image(np.zeros((16, 16), np.uint8), name="img")
     widget.params.scale = 5  # not offered by the GUI, but settable on the params
     assert widget.run() is None
-    assert "scale must be one of (2, 3, 4)" in _errors(notifications)[-1]
+    assert "scale must be one of 2, 3, 4, not 5" in _errors(notifications)[-1]
     widget.params.scale = 2
     widget.params.model = "no-such-model"
     assert widget.run() is None
-    assert "unknown model 'no-such-model'" in _errors(notifications)[-1]
+    assert "model 'no-such-model' does not exist" in _errors(notifications)[-1]
 
     widget.params.model = "lite"
     widget.params.weights = str(Path(weights_file).with_name("missing.safetensors"))

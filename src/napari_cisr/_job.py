@@ -17,12 +17,12 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from psygnal import evented
 
+from napari_cisr.options import SCALES
+
 if TYPE_CHECKING:  # pragma: no cover
     from napari_cisr.inference import Progress
 
 __all__ = ["SCALES", "JobFailed", "JobProgress", "SuperResolveParams", "is_dask_array", "run_job"]
-
-SCALES = (2, 3, 4)
 
 
 @evented

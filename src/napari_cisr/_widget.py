@@ -46,6 +46,8 @@ from napari_cisr._job import (
     is_dask_array,
     run_job,
 )
+from napari_cisr.options import InferenceOptions
+from napari_cisr.registry import PRECISIONS, shipped_variants
 from napari_cisr.values import MIN_SIDE, VALUE_RANGES, ValueMapping, choose_mapping
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -105,19 +107,12 @@ def output_geometry(layer: Image, factor: float, plane: Sequence[int] = ()) -> d
 
 
 def _precisions() -> list[str]:
-    from napari_cisr.weights import PRECISIONS
-
     return list(PRECISIONS)
 
 
 def _model_names() -> tuple[str, ...]:
     """The variants with shipped weights (others need a weight file: the *weights* field)."""
-    try:
-        from napari_cisr.weights import PRETRAINED
-
-        return tuple(dict.fromkeys(spec.variant for spec in PRETRAINED.values())) or ("lite",)
-    except ImportError:  # the weights registry is missing: offer the default only
-        return ("lite",)
+    return shipped_variants() or ("lite",)
 
 
 def _devices() -> list[str]:
@@ -479,20 +474,18 @@ class SuperResolveWidget(Container):
         layer = self.image_layer.value
         if layer is None:
             raise ValueError("select an image layer first")
-        if p.scale not in SCALES:
-            raise ValueError(f"scale must be one of {SCALES}, got {p.scale}")
-        if p.iterations < 0:
-            raise ValueError(f"iterations must be ≥ 0 (0 = model default), got {p.iterations}")
-        if p.tile < 0:
-            raise ValueError(f"tile size must be ≥ 0 (0 = automatic), got {p.tile}")
-        models = _model_names()
-        model: Any = p.model
-        if p.weights:
-            model = Path(p.weights)
-            if not model.is_file():
-                raise ValueError(f"weights file {p.weights!r} does not exist")
-        elif p.model not in models:
-            raise ValueError(f"unknown model {p.model!r}; choose one of {', '.join(models)}")
+        if p.weights and not Path(p.weights).is_file():
+            raise ValueError(f"weights file {p.weights!r} does not exist")
+        model: Any = Path(p.weights) if p.weights else p.model
+        options = InferenceOptions(
+            scale=p.scale,
+            model=str(model),
+            iterations=p.iterations or None,  # the spin box's 0 is "model default"
+            tile=p.tile or None,  # and "automatic"
+            device=p.device,
+            precision=p.precision,
+            self_ensemble=bool(p.self_ensemble),
+        ).validate()  # the CLI's checks, in the CLI's words
         data = layer.data[0] if layer.multiscale else layer.data
         lead_shape = tuple(data.shape[: layer.ndim - 2])
         if lead_shape and not p.whole_stack:
@@ -518,13 +511,13 @@ class SuperResolveWidget(Container):
         if mapping is not None:
             planes = [mapping.to_unit(plane) for plane in planes]
         kwargs = {
-            "scale": int(p.scale),
+            "scale": int(options.scale),
             "model": model,
-            "iterations": p.iterations or None,
-            "tile": p.tile or None,
-            "device": p.device,
-            "precision": p.precision,
-            "self_ensemble": bool(p.self_ensemble),
+            "iterations": options.iterations,
+            "tile": options.tile,
+            "device": options.device,
+            "precision": options.precision,
+            "self_ensemble": options.self_ensemble,
             "intermediates": bool(p.intermediates or p.blocking_map),
         }
         params = SuperResolveParams(**{k: getattr(p, k) for k in p.__dataclass_fields__})

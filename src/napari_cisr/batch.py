@@ -342,6 +342,9 @@ def _create_store(
 
     parent = output.parent
     tmp = Path(tempfile.mkdtemp(prefix=f".{output.name}.", suffix=".tmp", dir=parent))
+    from napari_cisr.io import default_mode
+
+    os.chmod(tmp, default_mode(is_dir=True))  # the umask's permissions, not mkdtemp's 0700
     try:
         state = {"complete": False, "job": job}
         if kind == "array":
@@ -720,7 +723,9 @@ class _Cluster:
                 n_workers=self.workers,
                 threads_per_worker=1,
                 processes=False,
-                dashboard_address=None,
+                # None still serves HTTP on the default 8787 (a warning when it is taken): any
+                # free port instead
+                dashboard_address=":0",
                 memory_limit=limit,
             )
         self.client = Client(self.cluster)

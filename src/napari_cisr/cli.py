@@ -1,8 +1,9 @@
 """``napari-cisr`` command line: run, demo, train, eval, batch.
 
 Library functions never receive an argparse Namespace: each subcommand unpacks its arguments.
-Expected failures (bad input files, bad weights, bad parameters) end with one line on stderr
-and exit status 2, never a traceback.
+Expected failures end with one line on stderr, never a traceback: exit status 2 for a usage
+error (a bad argument or output path, refused before torch is imported and before any input is
+read), 1 for work that failed (an unreadable input, a batch item that failed).
 """
 
 from __future__ import annotations
@@ -17,7 +18,36 @@ log = logging.getLogger("napari_cisr")
 
 
 class CLIError(Exception):
-    """An expected failure: printed as one line, exit status 2."""
+    """A usage error: printed as one line, exit status 2."""
+
+
+class WorkFailed(Exception):
+    """Work that failed on its input: printed as one line, exit status 1."""
+
+
+def _check_options(args: argparse.Namespace) -> None:
+    """Refuse bad inference arguments in one line, before torch is imported."""
+    from napari_cisr.options import InferenceOptions
+
+    options = InferenceOptions(
+        scale=getattr(args, "scale", 2),
+        model=str(args.model),
+        iterations=getattr(args, "iterations", None),
+        tile=getattr(args, "tile", None),
+        device=args.device,
+        precision=args.precision,
+        self_ensemble=args.self_ensemble,
+    )
+    try:
+        options.validate()
+    except ValueError as error:
+        raise CLIError(str(error)) from None
+
+
+def _model_help() -> str:
+    from napari_cisr.registry import shipped_variants
+
+    return f"{', '.join(shipped_variants())} (shipped weights) or a weight file"
 
 
 def _cmd_train(args: argparse.Namespace) -> None:
@@ -74,7 +104,7 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
 
 def _common_model_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--scale", type=int, choices=(2, 3, 4), default=2, help="upscaling factor (2)")
-    p.add_argument("--model", default="lite", help="lite, tiny, full, or a weight file")
+    p.add_argument("--model", default="lite", help=_model_help())
     p.add_argument("--iterations", type=int, help="unfolding iterations J (default: the model's)")
     p.add_argument("--device", default="auto", help="auto, cpu or cuda")
     _precision_arg(p)
@@ -106,12 +136,18 @@ def _expected_errors() -> tuple[type[Exception], ...]:
 
 
 def _cmd_run(args: argparse.Namespace) -> None:
-    from napari_cisr.inference import super_resolve
-    from napari_cisr.io import check_output_path, read_image, write_image
+    from napari_cisr.io import ImageReadError, check_output_path, read_image, write_image
 
     # Before any pixel is computed: a refusal after an hour of work would lose it.
+    _check_options(args)
     output = check_output_path(args.output, overwrite=args.overwrite)
-    image = read_image(args.input)
+    try:
+        image = read_image(args.input)
+    except ImageReadError as error:
+        raise WorkFailed(str(error)) from None
+    from napari_cisr.inference import super_resolve
+    from napari_cisr.weights import WeightsError
+
     try:
         result = super_resolve(
             image,
@@ -123,8 +159,10 @@ def _cmd_run(args: argparse.Namespace) -> None:
             precision=args.precision,
             self_ensemble=args.self_ensemble,
         )
+    except WeightsError as error:  # the --model argument, not the input
+        raise CLIError(str(error)) from None
     except ValueError as error:
-        raise CLIError(f"cannot process '{args.input}': {error}") from None
+        raise WorkFailed(f"cannot process '{args.input}': {error}") from None
     write_image(output, result, overwrite=args.overwrite)
     log.info("wrote %s (%d×%d)", output, result.shape[1], result.shape[0])
 
@@ -144,6 +182,7 @@ def _add_run(sub: argparse._SubParsersAction) -> None:
 
 
 def _cmd_demo(args: argparse.Namespace) -> None:
+    _check_options(args)
     from importlib import resources
 
     import numpy as np
@@ -191,7 +230,7 @@ def _cmd_demo(args: argparse.Namespace) -> None:
 def _add_demo(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("demo", help="super-resolve the embedded JPEG q15 sample photo (x2)")
     p.add_argument("--output", default="cisr-demo", help="folder for the images")
-    p.add_argument("--model", default="lite", help="lite, tiny, full, or a weight file")
+    p.add_argument("--model", default="lite", help=_model_help())
     p.add_argument("--iterations", type=int, help="unfolding iterations J")
     p.add_argument("--device", default="auto", help="auto, cpu or cuda")
     _precision_arg(p)
@@ -200,6 +239,7 @@ def _add_demo(sub: argparse._SubParsersAction) -> None:
 
 
 def _cmd_eval(args: argparse.Namespace) -> None:
+    _check_options(args)
     import json
 
     from napari_cisr.degrade import TRAIN_CONFIGS, UNSEEN_JPEG_CONFIGS, parse_config
@@ -237,6 +277,7 @@ def _add_eval(sub: argparse._SubParsersAction) -> None:
 
 
 def _cmd_batch(args: argparse.Namespace) -> None:
+    _check_options(args)
     import distributed  # noqa: F401  (sets its loggers up on import; quieten them after)
 
     from napari_cisr.batch import BatchError, ProgressBar, run_batch
@@ -272,7 +313,7 @@ def _cmd_batch(args: argparse.Namespace) -> None:
     if report.failed:
         for name, reason in report.failed:
             log.error("failed: %s: %s", name, reason)
-        raise CLIError(
+        raise WorkFailed(
             f"{len(report.failed)} item(s) failed: {', '.join(n for n, _ in report.failed)}"
         )
 
@@ -284,7 +325,7 @@ def _add_batch(sub: argparse._SubParsersAction) -> None:
     p.add_argument("input", help="folder of images, zarr array or OME-Zarr image (read only)")
     p.add_argument("output", help="zarr store to write; an interrupted run is resumed")
     p.add_argument("--scale", type=int, choices=(2, 3, 4), default=2, help="upscaling factor (2)")
-    p.add_argument("--model", default="lite", help="lite, tiny, full, or a weight file")
+    p.add_argument("--model", default="lite", help=_model_help())
     p.add_argument("--tile", type=int, help="tile side in LR pixels (default: from memory)")
     where = p.add_mutually_exclusive_group()
     where.add_argument("--workers", type=int, help="workers of the local dask cluster (1)")
@@ -300,10 +341,18 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="napari-cisr", description="Super-resolve compressed images with CISR-PSI."
     )
+    from napari_cisr import __version__
+
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     for add in _SUBCOMMANDS:
         add(sub)
+    for subparser in sub.choices.values():
+        # -v after the subcommand too; SUPPRESS keeps a -v given before it
+        subparser.add_argument(
+            "-v", "--verbose", action="store_true", default=argparse.SUPPRESS, help="debug logging"
+        )
     return parser
 
 
@@ -329,6 +378,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except CLIError as error:
         print(f"napari-cisr: {error}", file=sys.stderr)
         return 2
+    except WorkFailed as error:
+        print(f"napari-cisr: {error}", file=sys.stderr)
+        return 1
     except _expected_errors() as error:
         print(f"napari-cisr: {error}", file=sys.stderr)
         return 2

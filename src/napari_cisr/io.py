@@ -519,6 +519,17 @@ def image_info(path: str | os.PathLike) -> dict[str, Any]:
 # --------------------------------------------------------------------------------------------
 
 
+def default_mode(is_dir: bool) -> int:
+    """The permissions a plain ``open``/``mkdir`` would give under the current umask.
+
+    ``mkstemp``/``mkdtemp`` create owner-only temporaries; an output moved into place from one
+    must get what the user's umask says instead.
+    """
+    umask = os.umask(0)  # reading the umask means setting it: set it straight back
+    os.umask(umask)
+    return (0o777 if is_dir else 0o666) & ~umask
+
+
 @contextlib.contextmanager
 def _atomic_target(path: Path, overwrite: bool, *, is_dir: bool = False):
     """Yield a temporary path beside ``path``; move it into place on success."""
@@ -541,6 +552,8 @@ def _atomic_target(path: Path, overwrite: bool, *, is_dir: bool = False):
         tmp = Path(name)
     try:
         yield tmp
+        if tmp.exists():
+            os.chmod(tmp, default_mode(is_dir))
         _move_into_place(tmp, path, overwrite, is_dir)
     except BaseException:
         if tmp.is_dir() and not tmp.is_symlink():

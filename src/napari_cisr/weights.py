@@ -14,85 +14,19 @@ import json
 import logging
 import os
 import tempfile
-from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
 import torch
 
 from napari_cisr.model import CISRPSI, CISRConfig, build_model, variant_config
+from napari_cisr.registry import MODEL_NAMES, PRECISIONS, PRETRAINED, WeightSpec
 
 log = logging.getLogger(__name__)
-
-MODEL_NAMES: tuple[str, ...] = ("lite", "tiny", "full")
 
 
 class WeightsError(ValueError):
     """A weight file that cannot be used; the message is one line naming the file."""
-
-
-@dataclass(frozen=True)
-class WeightSpec:
-    """A pretrained model shipped inside the package."""
-
-    variant: str
-    scale: int
-    filename: str
-    sha256: str
-    description: str = ""
-
-
-#: Shipped weights, keyed "<variant>-x<scale>". Produced by ``napari-cisr train`` (docs/models.md).
-PRETRAINED: dict[str, WeightSpec] = {
-    "lite-x2": WeightSpec(
-        variant="lite",
-        scale=2,
-        filename="lite-x2.safetensors",
-        sha256="daefa0fa19e08a826af87b5f04394150ad598e6772d6ee7dcdf72dd99e17e0f3",
-        description=(
-            "configs/lite-x2.json (1800 steps), lite-x2-stage2.json (best at 900), then "
-            "lite-x2-stage3.json (best at 1250), then "
-            "lite-x2-stage5.json on a GPU with more photos (best at 1500), "
-            "lite-x2-stage6.json (best at 250), then lite-x2-stage7.json on the CPU with more "
-            "photos again (best at 4750), then fine-tuned with the squared error by "
-            "lite-x2-stage10.json (best at 700), then grown to 12 RCABs per module on a GPU by "
-            "lite-x2-stage17.json (best at 750), then fine-tuned on the broad training set by "
-            "lite-x2-stage24.json (best at 300; docs/models.md)"
-        ),
-    ),
-    "lite-x3": WeightSpec(
-        variant="lite",
-        scale=3,
-        filename="lite-x3.safetensors",
-        sha256="45ed1f13332fbbaf6fc274c93d2941d0b61ea2de817095b79ada29697fce2b24",
-        description=(
-            "configs/lite-x3.json (1000 steps), lite-x3-stage2.json (best at 2000), then "
-            "lite-x3-stage3.json on a GPU (best at 250), "
-            "then lite-x3-stage4.json with more photos (best at 1250), then "
-            "lite-x3-stage6.json on the CPU with more photos again (best at 2250) and "
-            "lite-x3-stage7.json (best at 1000), then grown to 8 RCABs per module by "
-            "lite-x3-stage8.json (best at 1500), then fine-tuned with the squared error by "
-            "lite-x3-stage9.json (best at 1100), then grown to 12 RCABs per module by "
-            "lite-x3-stage10.json (best at 1000; docs/models.md)"
-        ),
-    ),
-    "lite-x4": WeightSpec(
-        variant="lite",
-        scale=4,
-        filename="lite-x4.safetensors",
-        sha256="c47a365b7e66f73abed8b03b0bf72fa7a097c1d69f17e2aecc29e7f2e25145b2",
-        description=(
-            "configs/lite-x4.json (1000 CPU steps), then lite-x4-stage2.json on a GPU "
-            "(best at 500), then lite-x4-stage3.json with more photos (best at 1250) and "
-            "lite-x4-stage4.json (best at 500), then lite-x4-stage5.json on the CPU with more "
-            "photos again (stopped at 500 of 1000 steps, best at 500) and "
-            "lite-x4-stage6.json (best at 2250), then grown to 8 RCABs per module by "
-            "lite-x4-stage7.json (best at 2000) and lite-x4-stage8.json (best at 400), then "
-            "fine-tuned with the squared error by lite-x4-stage10.json (best at 300; "
-            "docs/models.md)"
-        ),
-    ),
-}
 
 
 def sha256_of(path: str | Path) -> str:
@@ -144,20 +78,34 @@ def read_weights(path: str | Path) -> tuple[CISRConfig | None, dict[str, torch.T
                 f"cannot load weights '{path}': not a safetensors file ({error})"
             ) from None
         raw = metadata.get("cisr_config")
-        return (CISRConfig.from_dict(json.loads(raw)) if raw else None), state
+        return (_config_from(raw, path, as_json=True) if raw else None), state
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:  # torch raises UnpicklingError, RuntimeError, EOFError, ...
-        reason = str(error).splitlines()[0] if str(error) else type(error).__name__
+        # torch's own message is a page of advice about weights_only=False, which is exactly
+        # what must not be done with an untrusted file: say what it means instead
+        kind = type(error).__name__
         raise WeightsError(
-            f"refusing to load weights '{path}': not plain tensors (weights_only load failed: "
-            f"{reason[:160]})"
+            f"refusing to load weights '{path}': it is not a plain-tensor file ({kind}: it "
+            "holds other Python objects, which could run code, or is damaged); use a "
+            ".safetensors file from `napari-cisr train`"
         ) from None
     if isinstance(payload, dict) and "model" in payload and "config" in payload:
-        return CISRConfig.from_dict(payload["config"]), payload["model"]
+        return _config_from(payload["config"], path), payload["model"]
     if isinstance(payload, dict) and all(isinstance(v, torch.Tensor) for v in payload.values()):
         return None, payload
     raise WeightsError(f"cannot load weights '{path}': no state dict found in it")
+
+
+def _config_from(raw: object, path: Path, as_json: bool = False) -> CISRConfig:
+    """The architecture config stored in a weight file, or a one-line WeightsError."""
+    try:
+        return CISRConfig.from_dict(json.loads(raw) if as_json else raw)
+    except (TypeError, ValueError, KeyError, AttributeError) as error:
+        raise WeightsError(
+            f"cannot load weights '{path}': its architecture config (metadata 'cisr_config') "
+            f"is malformed ({type(error).__name__}: {str(error).splitlines()[0][:120]})"
+        ) from None
 
 
 def packaged_weights_path(spec: WeightSpec) -> Path:
@@ -182,10 +130,6 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
     if device.type == "cuda" and not torch.cuda.is_available():
         raise ValueError("device 'cuda' requested but CUDA is not available")
     return device
-
-
-#: Accepted values of every ``precision`` argument.
-PRECISIONS = ("auto", "float32", "bfloat16")
 
 
 def _native_bfloat16(device: torch.device) -> bool:

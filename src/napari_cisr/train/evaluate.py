@@ -196,11 +196,12 @@ def format_table(report: dict) -> str:
         "| config | bicubic PSNR / SSIM | CISR PSNR / SSIM | gain (dB) |",
         "| --- | --- | --- | --- |",
     ]
-    summaries = [
-        (f"**{title}**", report[key])
-        for key, title in (("mean", "mean of the ten"), ("mean_unseen", "mean of unseen"))
-        if key in report
-    ]
+    trained = {config_name(c, q) for c, q in TRAIN_CONFIGS}
+    n_trained = sum(label in trained for label in report["configs"])
+    n_other = len(report["configs"]) - n_trained
+    ten = "mean of the ten" if n_trained == len(trained) else f"mean of {n_trained} of the ten"
+    titles = (("mean", ten), ("mean_unseen", f"mean of {n_other} unseen"))
+    summaries = [(f"**{title}**", report[key]) for key, title in titles if key in report]
     for label, row in [*report["configs"].items(), *summaries]:
         lines.append(
             f"| {label} | {row['bicubic_psnr']:.2f} / {row['bicubic_ssim']:.4f} | "

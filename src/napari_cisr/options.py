@@ -1,0 +1,92 @@
+"""One options object for every inference entry point, validated before torch is imported.
+
+``run``, ``batch``, ``demo``, ``eval`` and the widget build an :class:`InferenceOptions` from
+their arguments and call :meth:`InferenceOptions.validate` first, so that a bad argument is
+refused in one line naming it, before any import of torch and before any pixel is read or
+computed.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from napari_cisr.registry import MODEL_NAMES, PRECISIONS, check_model
+
+__all__ = ["SCALES", "InferenceOptions"]
+
+#: Super-resolution factors the models exist for.
+SCALES = (2, 3, 4)
+
+#: Devices accepted by name: ``auto``, ``cpu``, ``mps``, ``cuda`` or ``cuda:N``.
+_DEVICE = re.compile(r"^(auto|cpu|mps|cuda(:\d+)?)$")
+
+#: Suffixes of weight files (``napari-cisr train`` writes ``.safetensors``).
+WEIGHT_SUFFIXES = (".safetensors", ".pt", ".pth")
+
+
+@dataclass(frozen=True)
+class InferenceOptions:
+    """How to super-resolve: the settings shared by the library, the CLI and the widget.
+
+    Attributes
+    ----------
+    scale : int
+        2, 3 or 4.
+    model : str
+        A variant with shipped weights (``lite``) or the path of a weight file.
+    iterations : int or None
+        Unfolding iterations J; None = the model's own.
+    tile : int or None
+        Tile side in LR pixels; None = automatic, 0 = the whole image in one pass.
+    device : str
+        ``auto``, ``cpu``, ``cuda``, ``cuda:N`` or ``mps``.
+    precision : str
+        One of :data:`napari_cisr.registry.PRECISIONS`.
+    self_ensemble : bool
+        Average over the eight rotations/flips of the input.
+    """
+
+    scale: int = 2
+    model: str = "lite"
+    iterations: int | None = None
+    tile: int | None = None
+    device: str = "auto"
+    precision: str = "auto"
+    self_ensemble: bool = False
+
+    def validate(self) -> InferenceOptions:
+        """Raise ValueError (one line naming the setting and the fix) unless usable; return self.
+
+        Only what can be known without torch: whether CUDA is present, and whether a weight
+        file's contents fit, are checked when the model is loaded.
+        """
+        if self.scale not in SCALES:
+            scales = ", ".join(map(str, SCALES))
+            raise ValueError(f"scale must be one of {scales}, not {self.scale}")
+        if self.iterations is not None and self.iterations < 1:
+            raise ValueError(
+                f"iterations must be at least 1, not {self.iterations} "
+                "(leave it out for the model's own J)"
+            )
+        if self.tile is not None and self.tile < 0:
+            raise ValueError(
+                f"tile must be 0 (whole image) or a positive size, not {self.tile} "
+                "(leave it out for automatic)"
+            )
+        if not _DEVICE.match(str(self.device)):
+            raise ValueError(f"unknown device {self.device!r}; use auto, cpu, cuda, cuda:N or mps")
+        if self.precision not in PRECISIONS:
+            raise ValueError(
+                f"precision must be one of {', '.join(PRECISIONS)}, not {self.precision!r}"
+            )
+        model = str(self.model)
+        if model in MODEL_NAMES:
+            check_model(model, self.scale)
+        elif not Path(model).is_file():
+            what = "weight file" if Path(model).suffix in WEIGHT_SUFFIXES else "model"
+            raise ValueError(
+                f"{what} '{model}' does not exist; use lite or the path of a weight file"
+            )
+        return self
