@@ -55,7 +55,7 @@ PRETRAINED: dict[str, WeightSpec] = {
         variant="lite",
         scale=3,
         filename="lite-x3.safetensors",
-        sha256="45ed1f13332fbbaf6fc274c93d2941d0b61ea2de817095b79ada29697fce2b24",
+        sha256="f30de49f722c5a44d4975991326dc2f2f4e232b1cfec66bb87bd00d5af83e4ad",
         description=(
             "configs/lite-x3.json (1000 steps), lite-x3-stage2.json (best at 2000), then "
             "lite-x3-stage3.json on a GPU (best at 250), "
@@ -64,7 +64,8 @@ PRETRAINED: dict[str, WeightSpec] = {
             "lite-x3-stage7.json (best at 1000), then grown to 8 RCABs per module by "
             "lite-x3-stage8.json (best at 1500), then fine-tuned with the squared error by "
             "lite-x3-stage9.json (best at 1100), then grown to 12 RCABs per module by "
-            "lite-x3-stage10.json (best at 1000; docs/models.md)"
+            "lite-x3-stage10.json (best at 1000), then fine-tuned on the broad training set by "
+            "lite-x3-stage11.json (best at 400; docs/models.md)"
         ),
     ),
     "lite-x4": WeightSpec(
