@@ -587,6 +587,14 @@ def test_writers_zarr_tiff_png_roundtrip(make_napari_viewer, tmp_path):
         lazy_layer.save(str(tmp_path / "o.zarr"), plugin=PLUGIN)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["o.png", "o.tif", "o.zarr"]
 
+    # one writer for every extension: a bare name gets .tif; a layer a format cannot hold is
+    # refused with the writer's own reason, not napari's "not a valid writer"
+    assert layer.save(str(tmp_path / "bare"), plugin=PLUGIN) == [str(tmp_path / "bare.tif")]
+    floats = viewer.add_image(rgb[..., 0].astype(np.float32), name="floats")
+    with pytest.warns(UserWarning, match="cannot save 'floats'.*not float32; save it as .tif"):
+        assert floats.save(str(tmp_path / "f.png"), plugin=PLUGIN) == []
+    assert not (tmp_path / "f.png").exists()
+
 
 # ------------------------------------------------------------------------------- samples, manifest
 

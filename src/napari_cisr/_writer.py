@@ -1,25 +1,41 @@
-"""napari writers: one image layer to zarr, TIFF or PNG through :mod:`napari_cisr.io`.
+"""napari writer: one image layer to TIFF, PNG or zarr through :mod:`napari_cisr.io`.
+
+One function, :func:`write_image_layer`, serves every extension listed under it in napari.yaml
+(napari's builtins do the same); the suffix chooses the format. A name typed without an
+extension gets ``.tif``, the first listed, which holds any dtype and dimensionality.
 
 Every write is atomic (a temporary file or folder beside the target is moved into place, and
-removed if anything fails). These writers *do* replace an existing file: napari's save dialog
+removed if anything fails). The writer *does* replace an existing file: napari's save dialog
 has already asked the user about overwriting, and ``layer.save(path)`` in a script follows
 napari's own writers, which overwrite too; never silently: a replacement raises a
 ``UserWarning`` (a notification in napari) naming the file. :func:`napari_cisr.io.write_image` and
 :func:`napari_cisr.io.write_zarr` refuse to overwrite by default for every other caller.
 
+A layer the format cannot hold (a float layer as PNG, a stack as PNG) is not written: napari
+turns a writer's ``ValueError`` into "not a valid writer" and drops the reason, so the writer
+gives the reason itself as a one-line ``UserWarning`` (a notification in napari, a warning
+in a script) and returns no paths.
+
 zarr is written chunk by chunk with dask, so a lazy (dask/zarr-backed) layer is never loaded
-whole; the layer's ``scale`` and ``translate`` are stored in the zarr attributes (under
-``napari``) and restored by the reader. For a multiscale layer only the highest-resolution
-level is written. TIFF and PNG need the pixels in memory.
+whole; the layer's ``scale``, ``translate``, ``name`` and JSON-able ``metadata`` (a
+super-resolved layer's settings, under ``cisr``) are stored in the zarr attributes (under
+``napari``), and the reader restores the geometry. For a multiscale layer only the
+highest-resolution level is written. TIFF and PNG need the pixels in memory.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import warnings
+from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from napari_cisr import io
+
+__all__ = ["write_image_layer"]
 
 
 def _warn_if_replacing(path: str) -> None:
@@ -35,78 +51,64 @@ def _level0(data: Any) -> Any:
     return data
 
 
-def write_zarr(path: str, data: Any, meta: dict[str, Any]) -> list[str]:
-    """Write an image layer to a ``.zarr`` folder, chunk by chunk.
+def _json_safe(value: Any) -> Any:
+    """``value`` if it survives JSON (layer metadata can hold anything), else None."""
+    try:
+        json.dumps(value)
+    except (TypeError, ValueError):
+        return None
+    return value
+
+
+def write_image_layer(path: str, data: Any, meta: dict[str, Any]) -> list[str]:
+    """Write an image layer to ``.tif``/``.tiff``, ``.png`` or ``.zarr``, by suffix.
 
     Parameters
     ----------
     path : str
-        Target folder ending in ``.zarr``; replaced atomically if it exists.
+        Target file (or ``.zarr`` folder); replaced atomically if it exists, with a warning.
     data : array-like
         The layer data (numpy or dask; a multiscale layer's first level is written).
     meta : dict
-        The layer's attributes as napari passes them (``scale``, ``translate``, ``name``...).
+        The layer's attributes as napari passes them (``scale``, ``translate``, ``name``,
+        ``metadata``...).
 
     Returns
     -------
     list of str
-        ``[path]``.
+        ``[path]``, or ``[]`` when the format cannot hold the layer (a warning says why).
     """
-    attrs = {
-        "napari": {
+    suffix = Path(path).suffix.lower()
+    data = _level0(data)
+    problem = _unfit(suffix, data)
+    if problem:
+        name = meta.get("name") or "the layer"
+        warnings.warn(f"napari-cisr: cannot save {name!r} as {path!r}: {problem}", UserWarning,
+                      stacklevel=2)  # fmt: skip
+        return []
+    _warn_if_replacing(path)
+    if suffix == ".zarr":
+        napari_attrs: dict[str, Any] = {
             key: [float(v) for v in meta[key]] for key in ("scale", "translate") if key in meta
         }
-    }
-    attrs["napari"]["name"] = str(meta.get("name", ""))
-    _warn_if_replacing(path)
-    io.write_zarr(path, _level0(data), overwrite=True, attrs=attrs)
+        napari_attrs["name"] = str(meta.get("name", ""))
+        metadata = _json_safe(meta.get("metadata") or {})
+        if metadata:
+            napari_attrs["metadata"] = metadata
+        io.write_zarr(path, data, overwrite=True, attrs={"napari": napari_attrs})
+    else:
+        io.write_image(path, data, overwrite=True)
     return [path]
 
 
-def write_tiff(path: str, data: Any, meta: dict[str, Any]) -> list[str]:
-    """Write an image layer (any dimensionality) to a TIFF file.
-
-    Parameters
-    ----------
-    path : str
-        Target ``.tif``/``.tiff`` file; replaced atomically if it exists.
-    data : array-like
-        The layer data; dtype kept.
-    meta : dict
-        The layer's attributes (unused).
-
-    Returns
-    -------
-    list of str
-        ``[path]``.
-    """
-    _warn_if_replacing(path)
-    io.write_image(path, _level0(data), overwrite=True)
-    return [path]
-
-
-def write_png(path: str, data: Any, meta: dict[str, Any]) -> list[str]:
-    """Write a 2D image layer (H×W, H×W×3 or H×W×4; uint8 or uint16) to a PNG file.
-
-    Parameters
-    ----------
-    path : str
-        Target ``.png`` file; replaced atomically if it exists.
-    data : array-like
-        The layer data.
-    meta : dict
-        The layer's attributes (unused).
-
-    Returns
-    -------
-    list of str
-        ``[path]``.
-
-    Raises
-    ------
-    ValueError
-        The layer is not 2D, or its dtype is neither uint8 nor uint16 (save as .tif instead).
-    """
-    _warn_if_replacing(path)
-    io.write_image(path, _level0(data), overwrite=True)
-    return [path]
+def _unfit(suffix: str, data: Any) -> str:
+    """Why ``suffix`` cannot hold ``data`` (one clause), or ''."""
+    if suffix == ".png":
+        dtype = np.dtype(data.dtype)
+        if dtype not in (np.uint8, np.uint16):
+            return f"PNG holds 8- or 16-bit unsigned integers, not {dtype}; save it as .tif"
+        if not (data.ndim == 2 or (data.ndim == 3 and data.shape[2] in (3, 4))):
+            return f"PNG holds one 2D plane, not an array of shape {data.shape}; save it as .tif"
+    elif suffix not in (".tif", ".tiff", ".zarr"):
+        return f"unsupported extension {suffix or '(none)'!r}; use .tif, .png or .zarr"
+    return ""
