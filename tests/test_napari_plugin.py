@@ -125,22 +125,14 @@ def test_widget_super_resolves_sample_with_aligned_outputs(make_napari_viewer, q
     np.testing.assert_allclose(out.scale, (0.35, 0.65))
 
 
-def test_widget_precision_and_self_ensemble_reach_the_core(make_napari_viewer, qtbot, tmp_path):
-    import torch
-
+def test_widget_precision_and_self_ensemble_reach_the_core(
+    make_napari_viewer, qtbot, perturbed_weights
+):
     from napari_cisr import super_resolve
-    from napari_cisr.model import build_model, variant_config
-    from napari_cisr.weights import save_weights
 
-    # Fresh weights start as the identity (zero tails): perturb them so that the network's
-    # arithmetic, and hence its precision, shows in the output.
-    torch.manual_seed(1)
-    network = build_model(variant_config("lite", 2))
-    with torch.no_grad():
-        for parameter in network.parameters():
-            parameter.add_(0.05 * torch.randn_like(parameter))
-    weights_file = str(tmp_path / "perturbed.safetensors")
-    save_weights(network, weights_file)
+    # Fresh weights start as the identity (zero tails): perturbed ones let the network's
+    # arithmetic, and hence its precision, show in the output.
+    weights_file = perturbed_weights
     viewer = make_napari_viewer()
     rgb = np.random.default_rng(7).integers(0, 256, (24, 32, 3), dtype=np.uint8)
     viewer.add_image(rgb, name="small", rgb=True)
@@ -323,8 +315,6 @@ def test_a_long_message_does_not_resize_the_dock_or_the_canvas(
 
 
 def test_widget_estimates_the_time_left(make_napari_viewer, weights_file):
-    import time
-
     from napari_cisr._job import JobProgress
     from napari_cisr.inference import Progress
 
@@ -332,10 +322,17 @@ def test_widget_estimates_the_time_left(make_napari_viewer, weights_file):
     viewer.add_image(np.zeros((16, 16), np.uint8), name="img")
     widget = _dock_with_weights(viewer, weights_file)
     widget._job = widget._prepare()
-    widget._job.started = time.monotonic() - 30  # a quarter done in 30 s: about 90 s to go
     widget._on_progress(JobProgress(0, 1, Progress(1, 4, "tile 1/4")))
     assert widget.status.value.startswith("tile 1/4 · about") and "left" in widget.status.value
     assert widget.progress.value == 250
+
+
+def test_time_left_is_spelled_for_people():
+    from napari_cisr._widget import _duration
+
+    assert [_duration(s) for s in (0.2, 42, 89, 90, 1500, 5400, 9000)] == [
+        "1 s", "42 s", "89 s", "2 min", "25 min", "1.5 h", "2.5 h"
+    ]  # fmt: skip
 
 
 def test_every_control_is_explained_and_resets(make_napari_viewer):
