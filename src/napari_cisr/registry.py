@@ -72,7 +72,7 @@ PRETRAINED: dict[str, WeightSpec] = {
         variant="lite",
         scale=4,
         filename="lite-x4.safetensors",
-        sha256="c47a365b7e66f73abed8b03b0bf72fa7a097c1d69f17e2aecc29e7f2e25145b2",
+        sha256="aae39bac11a2ebe3b47b1212f1a5e1879352dab0a3282082f4f3174f24368ed4",
         description=(
             "configs/lite-x4.json (1000 CPU steps), then lite-x4-stage2.json on a GPU "
             "(best at 500), then lite-x4-stage3.json with more photos (best at 1250) and "
@@ -80,7 +80,8 @@ PRETRAINED: dict[str, WeightSpec] = {
             "photos again (stopped at 500 of 1000 steps, best at 500) and "
             "lite-x4-stage6.json (best at 2250), then grown to 8 RCABs per module by "
             "lite-x4-stage7.json (best at 2000) and lite-x4-stage8.json (best at 400), then "
-            "fine-tuned with the squared error by lite-x4-stage10.json (best at 300; "
+            "fine-tuned with the squared error by lite-x4-stage10.json (best at 300), then "
+            "fine-tuned on the broad training set by lite-x4-stage11.json (best at 500; "
             "docs/models.md)"
         ),
     ),
