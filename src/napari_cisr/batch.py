@@ -1,6 +1,8 @@
 """Batch super-resolution of image stores on dask.distributed: resumable, atomic, safe.
 
-INPUT is a folder of images, a zarr array or an OME-Zarr image; OUTPUT is a zarr store:
+INPUT is a folder of images, a zarr array or an OME-Zarr image; OUTPUT is a zarr store, or
+for a folder of images a folder of images (:func:`run_photo_batch`, one task per photo, the
+plan of ``napari-cisr run -o``). Into a zarr store:
 
 * folder → a zarr group with one array per image, named after the file (its stem; the full
   file name when two files share a stem);
@@ -56,7 +58,7 @@ from napari_cisr.values import MIN_SIDE
 
 log = logging.getLogger(__name__)
 
-__all__ = ["BatchError", "BatchProgress", "BatchReport", "run_batch"]
+__all__ = ["BatchError", "BatchProgress", "BatchReport", "run_batch", "run_photo_batch"]
 
 #: Folder inside OUTPUT holding the per-block completion markers while a job runs.
 MARKERS = ".napari-cisr-batch"
@@ -1223,3 +1225,105 @@ class ProgressBar:
         if self.open_line:
             self.stream.write("\n")
             self.open_line = False
+
+
+# --------------------------------------------------------------------------------------------
+# a folder of images out (issue 23): one task per photo on the same cluster
+# --------------------------------------------------------------------------------------------
+
+
+def writes_images(output: str | os.PathLike) -> bool:
+    """True when OUTPUT is a folder of images rather than a zarr store: its name does not end
+    in ``.zarr`` and it is not an existing zarr store."""
+    path = Path(output)
+    return path.suffix.lower() != ".zarr" and not _is_zarr(path)
+
+
+def _photo_task(
+    job: Any, options: Any, overwrite: bool, quality: int | None, apply_orientation: bool
+) -> tuple[str, str]:
+    """One photo on a worker: (outcome, detail); failures are returned, not raised, so that
+    nothing but two strings crosses back to the client."""
+    from napari_cisr.photo_jobs import PhotoFailed, process_photo
+
+    started = time.perf_counter()
+    try:
+        width, height = process_photo(
+            job, options, overwrite=overwrite, quality=quality, apply_orientation=apply_orientation
+        )
+    except PhotoFailed as error:
+        return "failed", f"cannot {error.verb}: {error}"
+    except FileExistsError:
+        return "skipped", "written meanwhile by another run"
+    return "done", f"{width}×{height} in {time.perf_counter() - started:.1f} s"
+
+
+def run_photo_batch(
+    jobs: Iterable[Any],
+    options: Any,
+    *,
+    workers: int | None = None,
+    scheduler: str | None = None,
+    overwrite: bool = False,
+    quality: int | None = None,
+    apply_orientation: bool = False,
+    threads: int | None = None,
+    connect_timeout: float = 10.0,
+    progress: Any = None,
+) -> Any:
+    """Process photos into a folder of images on a dask cluster, one task per photo.
+
+    The plan and the rule for what is done are those of ``napari-cisr run -o``
+    (:func:`napari_cisr.photo_jobs.plan_jobs`, an existing output is done): a rerun skips what
+    exists and retries what failed. Each worker holds one photo at a time.
+
+    Parameters
+    ----------
+    jobs : iterable of napari_cisr.photo_jobs.PhotoJob
+        From :func:`~napari_cisr.photo_jobs.plan_jobs`; paths every worker can reach.
+    options : napari_cisr.options.InferenceOptions
+        How to super-resolve (``device`` applies on the workers).
+    workers, scheduler, threads, connect_timeout
+        As in :func:`run_batch`.
+    overwrite, quality, apply_orientation
+        As in :func:`napari_cisr.photo_jobs.process_photo`.
+    progress : napari_cisr.photo_jobs.PhotoProgress, optional
+        Told about each photo as it finishes.
+
+    Returns
+    -------
+    napari_cisr.photo_jobs.RunSummary
+    """
+    from distributed import as_completed
+
+    from napari_cisr.photo_jobs import RunSummary, split_done
+
+    todo, done = split_done(jobs, overwrite)
+    summary = RunSummary(skipped=[job.name for job in done])
+    summary.outputs.update({job.name: os.fspath(job.output) for job in done})
+    if not todo:
+        return summary
+    for job in todo:  # folders first, in the client: workers on one file system share them
+        job.output.parent.mkdir(parents=True, exist_ok=True)
+    cluster = _Cluster(workers, scheduler, threads, connect_timeout)
+    try:
+        futures = {
+            cluster.client.submit(
+                _photo_task, job, options, overwrite, quality, apply_orientation, pure=False
+            ): job
+            for job in todo
+        }
+        for index, future in enumerate(as_completed(futures), start=1):
+            job = futures[future]
+            outcome, detail = future.result()
+            if outcome == "failed":
+                summary.failed.append((job.name, detail))
+            else:
+                (summary.done if outcome == "done" else summary.skipped).append(job.name)
+                summary.outputs[job.name] = os.fspath(job.output)
+            if progress is not None:
+                progress.start(job, index, len(todo))
+                progress.finish(job, outcome, detail)
+    finally:
+        cluster.close()
+    return summary

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -27,17 +28,7 @@ class WorkFailed(Exception):
 
 def _check_options(args: argparse.Namespace) -> None:
     """Refuse bad inference arguments in one line, before torch is imported."""
-    from napari_cisr.options import InferenceOptions
-
-    options = InferenceOptions(
-        scale=getattr(args, "scale", 2),
-        model=str(args.model),
-        iterations=getattr(args, "iterations", None),
-        tile=getattr(args, "tile", None),
-        device=args.device,
-        precision=args.precision,
-        self_ensemble=args.self_ensemble,
-    )
+    options = _inference_options(args)
     try:
         options.validate()
     except ValueError as error:
@@ -135,50 +126,185 @@ def _expected_errors() -> tuple[type[Exception], ...]:
     return (ImageReadError, WeightsError, FileExistsError, ValueError)
 
 
-def _cmd_run(args: argparse.Namespace) -> None:
-    from napari_cisr.io import ImageReadError, check_output_path, read_image, write_image
+def _inference_options(args: argparse.Namespace):
+    from napari_cisr.options import InferenceOptions
 
-    # Before any pixel is computed: a refusal after an hour of work would lose it.
-    _check_options(args)
-    output = check_output_path(args.output, overwrite=args.overwrite)
+    return InferenceOptions(
+        scale=getattr(args, "scale", 2),
+        model=str(args.model),
+        iterations=getattr(args, "iterations", None),
+        tile=getattr(args, "tile", None),
+        device=args.device,
+        precision=args.precision,
+        self_ensemble=args.self_ensemble,
+    )
+
+
+def _check_output_dir(folder: Path) -> None:
+    """Create ``folder`` if needed and make sure it takes new files, before any work."""
+    import tempfile
+
+    if folder.exists() and not folder.is_dir():
+        raise CLIError(f"output folder '{folder}' is a file")
     try:
-        image = read_image(args.input)
-    except ImageReadError as error:
-        raise WorkFailed(str(error)) from None
-    from napari_cisr.inference import super_resolve
-    from napari_cisr.weights import WeightsError
+        folder.mkdir(parents=True, exist_ok=True)
+        handle, probe = tempfile.mkstemp(prefix=".napari-cisr.", suffix=".probe", dir=folder)
+    except OSError as error:
+        reason = (error.strerror or type(error).__name__).lower()
+        raise CLIError(f"cannot write into output folder '{folder}': {reason}") from None
+    os.close(handle)
+    os.unlink(probe)
+
+
+def _check_photo_args(args: argparse.Namespace) -> None:
+    if args.quality is not None and not 1 <= args.quality <= 100:
+        raise CLIError(f"--quality must be in 1..100, not {args.quality}")
+
+
+def _load_model_once(options) -> None:
+    """Load the network before the first file: a bad weight file is a usage error, reported
+    once, not as a failure of every input."""
+    from napari_cisr.inference import cached_model
+    from napari_cisr.weights import WeightsError, resolve_device
 
     try:
-        result = super_resolve(
-            image,
-            args.scale,
-            args.model,
-            args.iterations,
-            args.tile,
-            args.device,
-            precision=args.precision,
-            self_ensemble=args.self_ensemble,
-        )
-    except WeightsError as error:  # the --model argument, not the input
+        cached_model(options.model, options.scale, str(resolve_device(options.device)))
+    except (WeightsError, ValueError) as error:
         raise CLIError(str(error)) from None
-    except ValueError as error:
-        raise WorkFailed(f"cannot process '{args.input}': {error}") from None
-    write_image(output, result, overwrite=args.overwrite)
-    log.info("wrote %s (%d×%d)", output, result.shape[1], result.shape[0])
+
+
+def _cmd_run(args: argparse.Namespace) -> None:
+    _check_options(args)  # before any pixel is computed: a refusal after an hour would lose it
+    _check_photo_args(args)
+    if args.output_dir is None:
+        if len(args.inputs) != 2:
+            raise CLIError(
+                "give one input and one output file, or any number of inputs and "
+                "-o/--output-dir FOLDER"
+            )
+        _run_one(args, Path(args.inputs[0]), Path(args.inputs[1]))
+        return
+    _run_many(args)
+
+
+def _run_one(args: argparse.Namespace, source: Path, output: Path) -> None:
+    from napari_cisr.io import check_output_path
+    from napari_cisr.photo_jobs import PhotoFailed, PhotoJob, process_photo
+
+    check_output_path(output, overwrite=args.overwrite)
+    options = _inference_options(args)
+    _load_model_once(options)
+    job = PhotoJob(source, output, source.name)
+    try:
+        width, height = process_photo(
+            job,
+            options,
+            overwrite=args.overwrite,
+            quality=args.quality,
+            apply_orientation=args.apply_orientation,
+        )
+    except PhotoFailed as error:
+        raise WorkFailed(error.sentence(str(source))) from None
+    log.info("wrote %s (%d×%d)", output, width, height)
+
+
+def _run_many(args: argparse.Namespace) -> None:
+    from napari_cisr.photo_jobs import plan_jobs, run_photos
+    from napari_cisr.progress import photo_progress
+
+    folder = Path(args.output_dir)
+    _check_output_dir(folder)
+    jobs, problems = plan_jobs(
+        args.inputs, folder, args.scale, output_format=args.format, suffix=args.suffix
+    )
+    if not jobs and problems:
+        raise CLIError("; ".join(f"{name}: {reason}" for name, reason in problems))
+    options = _inference_options(args)
+    _load_model_once(options)
+    progress = photo_progress(sys.stderr, len(jobs), quiet=args.quiet)
+    try:
+        summary = run_photos(
+            jobs,
+            options,
+            overwrite=args.overwrite,
+            quality=args.quality,
+            apply_orientation=args.apply_orientation,
+            progress=progress,
+        )
+    finally:
+        progress.close()
+    summary.failed[:0] = problems
+    _finish_many(args, folder, summary)
+
+
+def _finish_many(args: argparse.Namespace, folder: Path, summary) -> None:
+    """The summary line, the failures (one line each), the ``--json`` report, the status."""
+    if args.json:
+        from napari_cisr.io import write_json
+
+        write_json(args.json, summary.to_dict())
+    for name, reason in summary.failed:
+        log.error("failed: %s: %s", name, reason)
+    if not summary.ok:
+        raise WorkFailed(f"{folder}: {summary.line()}")
+    log.info("%s: %s", folder, summary.line())
+
+
+def _photo_output_args(p: argparse.ArgumentParser) -> None:
+    """Options of runs that write images into a folder (``run -o``, ``batch`` to a folder)."""
+    from napari_cisr.photo_jobs import OUTPUT_FORMATS
+
+    p.add_argument(
+        "--format",
+        choices=tuple(OUTPUT_FORMATS),
+        help="output format (default: lossless, png; tif for TIFF inputs)",
+    )
+    p.add_argument("--suffix", help="appended to each output's stem (default: _x<scale>)")
+    p.add_argument("--quality", type=int, help="JPEG/WebP output quality 1..100 (95 / 90)")
+    p.add_argument(
+        "--apply-orientation",
+        action="store_true",
+        help="rotate outputs upright by their EXIF orientation (default: keep the tag)",
+    )
+    p.add_argument("--json", help="also write the summary (done, skipped, failed) as JSON")
+    p.add_argument("-q", "--quiet", action="store_true", help="report failures only")
 
 
 def _add_run(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("run", help="super-resolve one image file")
-    p.add_argument("input", help="a .jpg, .jpeg, .webp, .png or .tif image")
-    p.add_argument("output", help="output image (.png, .tif, .webp or .jpg)")
+    p = sub.add_parser(
+        "run",
+        help="super-resolve image files: INPUT OUTPUT, or INPUT... -o FOLDER",
+        description=(
+            "Super-resolve one file (napari-cisr run photo.jpg big.png) or many: files, "
+            "folders (searched recursively, sub-folders mirrored) and globs into a folder "
+            "(napari-cisr run photos/ -o big/), named <stem>_x<scale>.<ext>. Existing outputs "
+            "are skipped, so a rerun resumes; a file that fails is reported in one line and "
+            "the rest go on. Orientation, ICC profile and EXIF/XMP are carried to each output."
+        ),
+    )
+    p.add_argument(
+        "inputs",
+        nargs="+",
+        metavar="INPUT",
+        help=f"{', '.join(sorted(_image_suffixes()))} files, folders or globs "
+        "(without -o: one input, then the output file)",
+    )
+    p.add_argument("-o", "--output-dir", help="folder for the outputs (created if missing)")
     _common_model_args(p)
     p.add_argument(
         "--tile",
         type=int,
         help="tile side in LR pixels (default: automatic; 0: whole image in one pass)",
     )
-    p.add_argument("--overwrite", action="store_true", help="replace OUTPUT if it exists")
+    _photo_output_args(p)
+    p.add_argument("--overwrite", action="store_true", help="replace outputs that exist")
     p.set_defaults(func=_cmd_run)
+
+
+def _image_suffixes() -> tuple[str, ...]:
+    from napari_cisr.io import IMAGE_SUFFIXES
+
+    return tuple(IMAGE_SUFFIXES)
 
 
 def _cmd_demo(args: argparse.Namespace) -> None:
@@ -240,9 +366,8 @@ def _add_demo(sub: argparse._SubParsersAction) -> None:
 
 def _cmd_eval(args: argparse.Namespace) -> None:
     _check_options(args)
-    import json
-
     from napari_cisr.degrade import TRAIN_CONFIGS, UNSEEN_JPEG_CONFIGS, parse_config
+    from napari_cisr.io import write_json
     from napari_cisr.train.evaluate import evaluate, format_table
 
     if args.configs:
@@ -262,7 +387,7 @@ def _cmd_eval(args: argparse.Namespace) -> None:
     )
     print(format_table(report))
     if args.json:
-        Path(args.json).write_text(json.dumps(report, indent=2))
+        write_json(args.json, report)
 
 
 def _add_eval(sub: argparse._SubParsersAction) -> None:
@@ -278,12 +403,68 @@ def _add_eval(sub: argparse._SubParsersAction) -> None:
 
 def _cmd_batch(args: argparse.Namespace) -> None:
     _check_options(args)
+    _check_photo_args(args)
+    from napari_cisr.batch import writes_images
+
+    if writes_images(args.output):
+        _batch_to_images(args)
+        return
+    given = [flag for flag, value in _photo_flags(args) if value]
+    if given:
+        raise CLIError(f"{given[0]} applies to a folder of images, not to a zarr store")
+    _batch_to_zarr(args)
+
+
+def _photo_flags(args: argparse.Namespace) -> list[tuple[str, object]]:
+    return [
+        ("--format", args.format),
+        ("--suffix", args.suffix),
+        ("--quality", args.quality),
+        ("--apply-orientation", args.apply_orientation),
+        ("--json", args.json),
+    ]
+
+
+def _batch_to_images(args: argparse.Namespace) -> None:
+    import distributed  # noqa: F401  (sets its loggers up on import; quieten them after)
+
+    from napari_cisr.batch import BatchError, run_photo_batch
+    from napari_cisr.photo_jobs import plan_jobs
+    from napari_cisr.progress import LogLines
+
+    source, folder = Path(args.input), Path(args.output)
+    if not source.is_dir():
+        raise CLIError(
+            f"input '{source}' is not a folder of images; a zarr input needs a .zarr output"
+        )
+    _check_output_dir(folder)
+    jobs, _ = plan_jobs([source], folder, args.scale, output_format=args.format, suffix=args.suffix)
+    if not jobs:
+        raise CLIError(f"no images in folder '{source}'")
+    logging.getLogger("distributed").setLevel(logging.WARNING)  # the cluster's chatter
+    try:
+        summary = run_photo_batch(
+            jobs,
+            _inference_options(args),
+            workers=args.workers,
+            scheduler=args.scheduler,
+            overwrite=args.overwrite,
+            quality=args.quality,
+            apply_orientation=args.apply_orientation,
+            progress=LogLines(quiet=args.quiet),
+        )
+    except BatchError as error:
+        raise CLIError(str(error)) from None
+    _finish_many(args, folder, summary)
+
+
+def _batch_to_zarr(args: argparse.Namespace) -> None:
     import distributed  # noqa: F401  (sets its loggers up on import; quieten them after)
 
     from napari_cisr.batch import BatchError, ProgressBar, run_batch
 
     logging.getLogger("distributed").setLevel(logging.WARNING)  # the cluster's chatter
-    bar = ProgressBar(sys.stderr)
+    bar = None if args.quiet else ProgressBar(sys.stderr)
     try:
         report = run_batch(
             args.input,
@@ -302,7 +483,8 @@ def _cmd_batch(args: argparse.Namespace) -> None:
     except BatchError as error:
         raise CLIError(str(error)) from None
     finally:
-        bar.close()
+        if bar is not None:
+            bar.close()
     log.info(
         "%s: %d item(s) done (%d blocks computed, %d found done)",
         report.output,
@@ -320,10 +502,17 @@ def _cmd_batch(args: argparse.Namespace) -> None:
 
 def _add_batch(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
-        "batch", help="super-resolve a folder, zarr array or OME-Zarr into a zarr store (dask)"
+        "batch",
+        help="super-resolve a folder, zarr array or OME-Zarr into a zarr store or a folder (dask)",
+        description=(
+            "On a dask cluster: a folder of images, a zarr array or an OME-Zarr image into a "
+            "zarr store (OUTPUT ending in .zarr), or a folder of images into a folder of images "
+            "(any other OUTPUT; named and resumed as napari-cisr run -o). An interrupted run "
+            "is resumed."
+        ),
     )
     p.add_argument("input", help="folder of images, zarr array or OME-Zarr image (read only)")
-    p.add_argument("output", help="zarr store to write; an interrupted run is resumed")
+    p.add_argument("output", help="zarr store (NAME.zarr) or folder of images to write")
     p.add_argument("--scale", type=int, choices=(2, 3, 4), default=2, help="upscaling factor (2)")
     p.add_argument("--model", default="lite", help=_model_help())
     p.add_argument("--tile", type=int, help="tile side in LR pixels (default: from memory)")
@@ -333,6 +522,7 @@ def _add_batch(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--device", default="cpu", help="cpu, cuda or auto (on the workers)")
     _precision_arg(p)
     _self_ensemble_arg(p)
+    _photo_output_args(p)
     p.add_argument("--overwrite", action="store_true", help="replace OUTPUT if it exists")
     p.set_defaults(func=_cmd_batch)
 

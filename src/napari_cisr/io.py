@@ -35,9 +35,12 @@ import struct
 import tempfile
 import zlib
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from napari_cisr.metadata import PhotoMetadata
 
 __all__ = [
     "IMAGE_SUFFIXES",
@@ -48,6 +51,7 @@ __all__ = [
     "open_zarr",
     "read_image",
     "write_image",
+    "write_json",
     "write_zarr",
 ]
 
@@ -350,8 +354,12 @@ def _unfilter(filtered: np.ndarray, filters: np.ndarray) -> np.ndarray:
     return skewed[rows + cols + 1, rows + 1].astype(np.uint8).reshape(h, w * bpp)
 
 
-def _encode_png16(arr: np.ndarray) -> bytes:
-    """Encode an H×W×3 or H×W×4 ``uint16`` array as PNG (filter 0, zlib level 6)."""
+_XMP_KEYWORD = "XML:com.adobe.xmp"
+
+
+def _encode_png16(arr: np.ndarray, metadata: PhotoMetadata | None = None) -> bytes:
+    """Encode an H×W×3 or H×W×4 ``uint16`` array as PNG (filter 0, zlib level 6), with the
+    profile (iCCP), EXIF (eXIf) and XMP (iTXt) of ``metadata``."""
     h, w, c = arr.shape
     color_type = {3: 2, 4: 6}[c]
     body = np.ascontiguousarray(arr.astype(">u2")).view(np.uint8).reshape(h, w * c * 2)
@@ -362,9 +370,17 @@ def _encode_png16(arr: np.ndarray) -> bytes:
         return struct.pack(">I", len(payload)) + ctype + payload + struct.pack(">I", crc)
 
     ihdr = struct.pack(">IIBBBBB", w, h, 16, color_type, 0, 0, 0)
+    extra = b""  # the PNG specification puts iCCP and eXIf before the first IDAT
+    if metadata is not None and metadata.icc_profile:
+        extra += chunk(b"iCCP", b"ICC Profile\0\0" + zlib.compress(metadata.icc_profile))
+    if metadata is not None and metadata.exif:
+        extra += chunk(b"eXIf", metadata.exif.removeprefix(b"Exif\0\0"))
+    if metadata is not None and metadata.xmp:
+        extra += chunk(b"iTXt", _XMP_KEYWORD.encode() + b"\0\0\0\0\0" + metadata.xmp)
     return (
         b"\x89PNG\r\n\x1a\n"
         + chunk(b"IHDR", ihdr)
+        + extra
         + chunk(b"IDAT", zlib.compress(raw, 6))
         + chunk(b"IEND", b"")
     )
@@ -638,6 +654,14 @@ def check_output_path(path: str | os.PathLike, *, overwrite: bool = False) -> Pa
     return p
 
 
+def write_json(path: str | os.PathLike, data: Any) -> Path:
+    """Write ``data`` as indented JSON, atomically, replacing ``path`` if it exists (a report)."""
+    p = Path(path)
+    with _atomic_target(p, overwrite=True) as tmp:
+        tmp.write_text(json.dumps(data, indent=2) + "\n")
+    return p
+
+
 def _check_2d_image(arr: np.ndarray, fmt: str) -> None:
     if not (arr.ndim == 2 or (arr.ndim == 3 and arr.shape[2] in (3, 4))):
         raise ValueError(
@@ -651,6 +675,7 @@ def write_image(
     *,
     overwrite: bool = False,
     quality: int | None = None,
+    metadata: PhotoMetadata | None = None,
 ) -> Path:
     """Write an image atomically, choosing the format from the suffix.
 
@@ -668,6 +693,11 @@ def write_image(
     quality : int, optional
         JPEG/WebP quality 1..100 (default 95 for JPEG, 90 for WebP; JPEG uses 4:2:0
         subsampling as Pillow does by default). Ignored for PNG and TIFF.
+    metadata : napari_cisr.metadata.PhotoMetadata, optional
+        Embedded as the format allows: the ICC profile in every format; EXIF (orientation
+        included) and XMP in JPEG, WebP and PNG; the orientation tag and XMP in TIFF. Pass
+        what :meth:`~napari_cisr.metadata.PhotoMetadata.for_output` returns, so that the
+        dimensions and the profile's colour space match ``array``.
 
     Returns
     -------
@@ -697,6 +727,8 @@ def write_image(
         extras = (
             {"extrasamples": ["unassalpha"]} if photometric == "rgb" and arr.shape[-1] == 4 else {}
         )
+        if metadata is not None:
+            extras.update(_tiff_metadata(metadata))
         with _atomic_target(p, overwrite) as tmp:
             tifffile.imwrite(tmp, arr, photometric=photometric, **extras)
         return p
@@ -718,7 +750,7 @@ def write_image(
 
     with _atomic_target(p, overwrite) as tmp:
         if codec == "png" and arr.dtype == np.uint16 and arr.ndim == 3:
-            tmp.write_bytes(_encode_png16(arr))
+            tmp.write_bytes(_encode_png16(arr, metadata))
         else:
             if codec == "png" and arr.dtype == np.uint16:
                 img = Image.fromarray(np.ascontiguousarray(arr))  # I;16
@@ -731,8 +763,44 @@ def write_image(
                 kwargs["quality"] = 95 if quality is None else int(quality)
             elif codec == "webp":
                 kwargs["quality"] = 90 if quality is None else int(quality)
+            if metadata is not None:
+                kwargs.update(_pillow_metadata(metadata, codec))
             img.save(tmp, format=_PIL_FORMATS[codec], **kwargs)
     return p
+
+
+def _pillow_metadata(metadata: PhotoMetadata, codec: str) -> dict[str, Any]:
+    """Pillow ``save`` keywords that embed ``metadata`` in a JPEG, WebP or PNG."""
+    kwargs: dict[str, Any] = {}
+    if metadata.icc_profile:
+        kwargs["icc_profile"] = metadata.icc_profile
+    if metadata.exif:
+        kwargs["exif"] = metadata.exif
+    if metadata.xmp:
+        if codec == "png":  # PNG keeps XMP in an iTXt chunk, not as a save keyword
+            from PIL.PngImagePlugin import PngInfo
+
+            info = PngInfo()
+            info.add_itxt(_XMP_KEYWORD, metadata.xmp.decode("utf-8", "replace"))
+            kwargs["pnginfo"] = info
+        else:
+            kwargs["xmp"] = metadata.xmp
+    return kwargs
+
+
+def _tiff_metadata(metadata: PhotoMetadata) -> dict[str, Any]:
+    """tifffile ``imwrite`` keywords that embed ``metadata`` (profile, orientation, XMP)."""
+    from napari_cisr.metadata import ORIENTATION_TAG, TIFF_XMP_TAG
+
+    extratags: list[tuple[int, int | str, int, Any, bool]] = []
+    if metadata.orientation != 1:
+        extratags.append((ORIENTATION_TAG, "H", 1, metadata.orientation, True))
+    if metadata.xmp:
+        extratags.append((TIFF_XMP_TAG, 1, len(metadata.xmp), metadata.xmp, True))
+    kwargs: dict[str, Any] = {"extratags": extratags} if extratags else {}
+    if metadata.icc_profile:
+        kwargs["iccprofile"] = metadata.icc_profile
+    return kwargs
 
 
 # --------------------------------------------------------------------------------------------
