@@ -268,3 +268,45 @@ def test_batch_refuses_folder_options_for_a_zarr_store(tmp_path, capsys):
     (line,) = capsys.readouterr().err.strip().splitlines()
     assert line == "napari-cisr: --format applies to a folder of images, not to a zarr store"
     assert not (tmp_path / "out.zarr").exists()
+
+
+# --------------------------------------------------------------------------------------------
+# inputs people have: AVIF (Pillow), HEIC and JPEG XL (optional plugins, in the testing extra)
+# --------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("suffix", "plugin"), [(".avif", None), (".heic", "pillow_heif"), (".jxl", "pillow_jxl")]
+)
+def test_modern_photo_formats_are_read_with_their_metadata(tmp_path, suffix, plugin):
+    if plugin is not None:
+        module = pytest.importorskip(plugin)
+        if plugin == "pillow_heif":
+            module.register_heif_opener()
+    pixels = smooth_photo(32, 48)
+    path = tmp_path / f"phone{suffix}"
+    Image.fromarray(pixels).save(path, quality=90, icc_profile=display_p3_profile())
+    image = read_image(path)
+    assert image.shape == (32, 48, 3) and image.dtype == np.uint8
+    assert np.abs(image.astype(int) - pixels).mean() < 8  # a lossy round trip, not garbage
+    profile = read_metadata(path).icc_profile
+    if suffix == ".jxl":  # libjxl re-encodes the profile it was given: still an RGB one
+        assert profile is not None and profile[16:20] == b"RGB "
+    else:
+        assert profile == display_p3_profile()
+
+
+def test_a_missing_optional_decoder_is_named_in_one_line(tmp_path, monkeypatch):
+    import sys
+
+    from napari_cisr.io import ImageReadError
+
+    monkeypatch.setitem(sys.modules, "pillow_heif", None)  # as if not installed
+    path = tmp_path / "phone.heic"
+    path.write_bytes(b"\0\0\0\x18ftypheic" + b"\0" * 64)
+    with pytest.raises(ImageReadError) as error:
+        read_image(path)
+    assert str(error.value) == (
+        f"cannot read {str(path)!r}: reading HEIF needs the optional package pillow-heif "
+        "(pip install 'napari-cisr[formats]')"
+    )

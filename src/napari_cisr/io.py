@@ -28,6 +28,7 @@ Decisions worth knowing:
 from __future__ import annotations
 
 import contextlib
+import importlib
 import json
 import os
 import shutil
@@ -44,8 +45,10 @@ if TYPE_CHECKING:
 
 __all__ = [
     "IMAGE_SUFFIXES",
+    "WRITE_SUFFIXES",
     "ImageReadError",
     "check_output_path",
+    "ensure_decoder",
     "estimate_jpeg_quality",
     "image_info",
     "open_zarr",
@@ -55,8 +58,8 @@ __all__ = [
     "write_zarr",
 ]
 
-#: File suffixes :func:`read_image` understands, mapped to their codec name.
-IMAGE_SUFFIXES: dict[str, str] = {
+#: File suffixes :func:`write_image` writes, mapped to their codec name.
+WRITE_SUFFIXES: dict[str, str] = {
     ".jpg": "jpeg",
     ".jpeg": "jpeg",
     ".webp": "webp",
@@ -65,8 +68,52 @@ IMAGE_SUFFIXES: dict[str, str] = {
     ".tiff": "tiff",
 }
 
+#: File suffixes :func:`read_image` understands, mapped to their codec name: those it writes,
+#: plus AVIF (Pillow's own decoder) and HEIC/HEIF and JPEG XL (the optional plugins of
+#: ``pip install 'napari-cisr[formats]'``: pillow-heif, pillow-jxl-plugin).
+IMAGE_SUFFIXES: dict[str, str] = {
+    **WRITE_SUFFIXES,
+    ".avif": "avif",
+    ".heic": "heif",
+    ".heif": "heif",
+    ".jxl": "jxl",
+}
+
+#: The optional decoders: codec → (module that registers it with Pillow, package to install).
+_PLUGINS = {"heif": ("pillow_heif", "pillow-heif"), "jxl": ("pillow_jxl", "pillow-jxl-plugin")}
+
+_CODEC_NAMES = {
+    "jpeg": "JPEG", "webp": "WebP", "png": "PNG", "tiff": "TIFF", "avif": "AVIF",
+    "heif": "HEIF", "jxl": "JPEG XL",
+}  # fmt: skip
 _PIL_FORMATS = {"jpeg": "JPEG", "webp": "WEBP", "png": "PNG"}
-_CODEC_FROM_PIL = {"JPEG": "jpeg", "MPO": "jpeg", "WEBP": "webp", "PNG": "png", "TIFF": "tiff"}
+_CODEC_FROM_PIL = {
+    "JPEG": "jpeg", "MPO": "jpeg", "WEBP": "webp", "PNG": "png", "TIFF": "tiff", "AVIF": "avif",
+    "HEIF": "heif", "JXL": "jxl",
+}  # fmt: skip
+
+
+def ensure_decoder(path: str | os.PathLike, codec: str) -> None:
+    """Make Pillow able to decode ``codec``, or raise :class:`ImageReadError` saying what to
+    install (HEIF and JPEG XL come from optional plugins; AVIF needs a Pillow built with it)."""
+    if codec in _PLUGINS:
+        module, package = _PLUGINS[codec]
+        try:
+            plugin = importlib.import_module(module)
+        except ImportError:
+            raise ImageReadError(
+                path,
+                f"reading {_CODEC_NAMES[codec]} needs the optional package {package} "
+                "(pip install 'napari-cisr[formats]')",
+            ) from None
+        if codec == "heif":
+            plugin.register_heif_opener()
+    elif codec == "avif":
+        from PIL import features
+
+        if not features.check("avif"):
+            raise ImageReadError(path, "this Pillow cannot decode AVIF (Pillow >= 11.2 can)")
+
 
 # ITU-T T.81 Annex K, table K.1 (luminance), natural (row-major) order.
 _ANNEX_K_LUMA = np.array(
@@ -132,8 +179,9 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
     Parameters
     ----------
     path : str or os.PathLike
-        A ``.jpg``, ``.jpeg``, ``.webp``, ``.png``, ``.tif`` or ``.tiff`` file. The content decides
-        the decoder (a PNG named ``.jpg`` still reads); the suffix must be one of these.
+        A ``.jpg``, ``.jpeg``, ``.webp``, ``.png``, ``.tif`` or ``.tiff`` file, or ``.avif``,
+        ``.heic``/``.heif``, ``.jxl`` (see :data:`IMAGE_SUFFIXES`). The content decides the
+        decoder (a PNG named ``.jpg`` still reads); the suffix must be one of these.
 
     Returns
     -------
@@ -157,6 +205,7 @@ def read_image(path: str | os.PathLike) -> np.ndarray:
         header = _png_header(p)
         if header is not None and header["bit_depth"] == 16 and header["color_type"] in (2, 4, 6):
             return _read_png16(p)
+    ensure_decoder(p, codec)
     return _read_pillow(p, codec)
 
 
@@ -194,7 +243,7 @@ def _read_pillow(path: Path, codec: str) -> np.ndarray:
     except (OSError, SyntaxError, ValueError, EOFError, struct.error) as e:
         actual = _CODEC_FROM_PIL.get(fmt, codec)
         msg = str(e).lower()
-        name = {"jpeg": "JPEG", "webp": "WebP", "png": "PNG", "tiff": "TIFF"}[actual]
+        name = _CODEC_NAMES[actual]
         if (
             "truncated" in msg
             or "broken data stream" in msg
@@ -494,6 +543,7 @@ def image_info(path: str | os.PathLike) -> dict[str, Any]:
         except Exception as e:  # tifffile raises many types for bad files
             raise ImageReadError(p, f"not a valid TIFF image ({e})") from e
 
+    ensure_decoder(p, codec)
     from PIL import Image, JpegImagePlugin, UnidentifiedImageError
 
     try:
@@ -636,8 +686,8 @@ def check_output_path(path: str | os.PathLike, *, overwrite: bool = False) -> Pa
         Otherwise: one line naming the path and the problem.
     """
     p = Path(path)
-    if IMAGE_SUFFIXES.get(p.suffix.lower()) is None:
-        expected = ", ".join(sorted(IMAGE_SUFFIXES))
+    if WRITE_SUFFIXES.get(p.suffix.lower()) is None:
+        expected = ", ".join(sorted(WRITE_SUFFIXES))
         raise ValueError(f"cannot write {os.fspath(p)!r}: unsupported suffix (expected {expected})")
     if not overwrite and (p.exists() or p.is_symlink()):
         raise FileExistsError(f"{os.fspath(p)!r} exists; pass --overwrite to replace it")
@@ -712,9 +762,9 @@ def write_image(
         Unsupported suffix, or a dtype/shape the format cannot store.
     """
     p = Path(path)
-    codec = IMAGE_SUFFIXES.get(p.suffix.lower())
+    codec = WRITE_SUFFIXES.get(p.suffix.lower())
     if codec is None:
-        expected = ", ".join(sorted(IMAGE_SUFFIXES))
+        expected = ", ".join(sorted(WRITE_SUFFIXES))
         raise ValueError(f"cannot write {os.fspath(p)!r}: unsupported suffix (expected {expected})")
     arr = np.asarray(array)
     if arr.dtype == bool:

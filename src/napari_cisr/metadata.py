@@ -124,6 +124,10 @@ def _valid_orientation(value: object) -> int:
 def _read_pillow_metadata(path: Path) -> PhotoMetadata:
     from PIL import Image
 
+    from napari_cisr.io import IMAGE_SUFFIXES, ensure_decoder
+
+    ensure_decoder(path, IMAGE_SUFFIXES.get(path.suffix.lower(), ""))
+
     with Image.open(path) as img:  # reads the header and metadata, not the pixels
         exif = img.getexif()
         xmp = img.info.get("xmp") or img.info.get("XML:com.adobe.xmp")
