@@ -224,6 +224,20 @@ def test_a_cmyk_jpeg_becomes_rgb_with_a_note(tmp_path, caplog, fresh_weights):
     assert notes == ["print.jpg: CMYK image converted to RGB"]
 
 
+def test_folder_options_and_empty_plans_are_refused_in_one_line(tmp_path, capsys):
+    photo = tmp_path / "a.png"
+    write_image(photo, smooth_photo(16, 16))
+    assert main(["run", str(photo), str(tmp_path / "b.png"), "--format", "jpg"]) == 2
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert line == "napari-cisr: --format applies to a run into a folder (-o/--output-dir)"
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    assert main(["run", str(empty), "-o", str(tmp_path / "out")]) == 2
+    (line,) = capsys.readouterr().err.strip().splitlines()
+    assert line.startswith("napari-cisr: no images in ") and "empty" in line
+    assert not (tmp_path / "out").exists()
+
+
 def test_many_inputs_need_an_output_folder(tmp_path, capsys):
     a, b, c = (tmp_path / f"{n}.png" for n in "abc")
     for path in (a, b):

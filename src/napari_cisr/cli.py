@@ -182,6 +182,10 @@ def _cmd_run(args: argparse.Namespace) -> None:
                 "give one input and one output file, or any number of inputs and "
                 "-o/--output-dir FOLDER"
             )
+        folder_only = ("--format", "--suffix", "--json")  # the output file names its format
+        given = [flag for flag, value in _photo_flags(args) if value and flag in folder_only]
+        if given:
+            raise CLIError(f"{given[0]} applies to a run into a folder (-o/--output-dir)")
         _run_one(args, Path(args.inputs[0]), Path(args.inputs[1]))
         return
     _run_many(args)
@@ -213,12 +217,13 @@ def _run_many(args: argparse.Namespace) -> None:
     from napari_cisr.progress import photo_progress
 
     folder = Path(args.output_dir)
-    _check_output_dir(folder)
     jobs, problems = plan_jobs(
         args.inputs, folder, args.scale, output_format=args.format, suffix=args.suffix
     )
-    if not jobs and problems:
-        raise CLIError("; ".join(f"{name}: {reason}" for name, reason in problems))
+    if not jobs:
+        found = "; ".join(f"{name}: {reason}" for name, reason in problems)
+        raise CLIError(found or f"no images in {', '.join(args.inputs)} (outside '{folder}')")
+    _check_output_dir(folder)
     options = _inference_options(args)
     _load_model_once(options)
     progress = photo_progress(sys.stderr, len(jobs), quiet=args.quiet)
