@@ -30,14 +30,15 @@ def test_job_yields_progress_over_planes_and_returns_each_result(fresh_weights):
         try:
             updates.append(next(job))
         except StopIteration as stop:
-            results = stop.value
+            outcome = stop.value
             break
     assert all(isinstance(u, JobProgress) for u in updates)
     assert {u.plane for u in updates} == {0, 1} and all(u.planes == 2 for u in updates)
     fractions = [u.fraction for u in updates]
     assert fractions == sorted(fractions) and 0 < fractions[0] and fractions[-1] == 1.0
     assert updates[0].text.startswith("plane 1/2, ")
-    assert [r.image.shape for r in results] == [(40, 56, 3), (40, 56, 3)]
+    assert [r.image.shape for r in outcome.results] == [(40, 56, 3), (40, 56, 3)]
+    assert outcome.blocking.grid is None  # noise has no 8×8 grid; computed in the job
 
 
 def test_job_returns_the_failure_instead_of_raising(fresh_weights):

@@ -22,7 +22,32 @@ from napari_cisr.options import SCALES
 if TYPE_CHECKING:  # pragma: no cover
     from napari_cisr.inference import Progress
 
-__all__ = ["SCALES", "JobFailed", "JobProgress", "SuperResolveParams", "is_dask_array", "run_job"]
+__all__ = [
+    "SCALES",
+    "JobFailed",
+    "JobOutcome",
+    "JobProgress",
+    "SuperResolveParams",
+    "is_dask_array",
+    "run_job",
+]
+
+
+@dataclass(frozen=True)
+class JobOutcome:
+    """What a finished :func:`run_job` returns.
+
+    Attributes
+    ----------
+    results : list of SuperResolveResult
+        One per plane.
+    blocking : BlockingReport or None
+        :func:`napari_cisr.detect_blocking` of the first plane (grid, offset, score), computed
+        in the worker so the GUI thread never waits for it; None for a lazy (dask) input.
+    """
+
+    results: list[Any]
+    blocking: Any = None
 
 
 @evented
@@ -133,7 +158,7 @@ class JobFailed:
 
 def run_job(
     planes: Sequence[Any], kwargs: dict[str, Any]
-) -> Generator[JobProgress, None, list[Any] | JobFailed]:
+) -> Generator[JobProgress, None, JobOutcome | JobFailed]:
     """Super-resolve each plane in turn, yielding progress; return the results.
 
     Parameters
@@ -150,8 +175,9 @@ def run_job(
 
     Returns
     -------
-    list of SuperResolveResult or JobFailed
-        One result per plane, or the exception that stopped the job. Closing this generator
+    JobOutcome or JobFailed
+        One result per plane and the blocking report, or the exception that stopped the job.
+        Closing this generator
         (which the widget does on Cancel) closes the core's generator, which cancels it.
     """
     results: list[Any] = []
@@ -174,9 +200,14 @@ def run_job(
             if is_dask_array(result.image):
                 result = yield from _compute_lazy(result, k, len(planes))
             results.append(result)
+        report = None
+        if not is_dask_array(planes[0]):
+            from napari_cisr.blocking import detect_blocking
+
+            report = detect_blocking(np.asarray(planes[0]))
     except Exception as e:  # reported on the GUI thread, never raised inside Qt
         return JobFailed(e, dask_input=is_dask)
-    return results
+    return JobOutcome(results, report)
 
 
 def is_dask_array(array: Any) -> bool:

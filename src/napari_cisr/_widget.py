@@ -41,6 +41,7 @@ from psygnal import Signal
 from napari_cisr._job import (
     SCALES,
     JobFailed,
+    JobOutcome,
     JobProgress,
     SuperResolveParams,
     is_dask_array,
@@ -553,7 +554,7 @@ class SuperResolveWidget(Container):
         self.run_button.enabled = True
         self.cancel_button.enabled = False
 
-    def _on_returned(self, outcome: list[Any] | JobFailed) -> None:
+    def _on_returned(self, outcome: JobOutcome | JobFailed) -> None:
         job = self._job
         if isinstance(outcome, JobFailed):
             self._notify_error(outcome.message)
@@ -562,13 +563,13 @@ class SuperResolveWidget(Container):
         if job is None or outcome is None:  # aborted
             return
         try:
-            self._add_layers(job, outcome)
+            self._add_layers(job, outcome.results, outcome.blocking)
         except Exception as e:  # never raise inside Qt
             self._notify_error(f"napari-cisr: could not add the result: {type(e).__name__}: {e}")
             return
         self.progress.value = 1000
         mapped = f" ({job.mapping.describe()})" if job.mapping is not None else ""
-        self.set_status("done" + mapped + self._hint(job, outcome))
+        self.set_status("done" + mapped + self._hint(outcome.blocking))
 
     # ---------------------------------------------------------------- outputs
     def _assemble(self, job: _Job, arrays: list[Any]) -> Any:
@@ -584,25 +585,21 @@ class SuperResolveWidget(Container):
             stacked = np.stack([np.asarray(a) for a in arrays])
         return stacked.reshape(lead + tuple(arrays[0].shape))
 
-    def _hint(self, job: _Job, results: list[Any]) -> str:
+    @staticmethod
+    def _hint(report: Any) -> str:
         """A one-line hint when the input shows no JPEG blocking (an uncompressed image)."""
-        blocking = results[0].blocking
-        plane = job.planes[0]
-        if blocking is None and not is_dask_array(plane):
-            from napari_cisr.blocking import detect_blocking
-
-            if detect_blocking(np.asarray(plane)).grid is None:
-                return (
-                    " — no JPEG blocking was found in this image: the model is meant for "
-                    "compressed images, and may smooth a clean one"
-                )
+        if report is not None and report.grid is None:
+            return (
+                " — no JPEG blocking was found in this image: the model is meant for "
+                "compressed images, and may smooth a clean one"
+            )
         return ""
 
     def _to_layer_values(self, job: _Job, array: Any) -> Any:
         """A core output back to the input's dtype and value range."""
         return array if job.mapping is None else job.mapping.from_unit(array, job.dtype)
 
-    def _add_layers(self, job: _Job, results: list[Any]) -> None:
+    def _add_layers(self, job: _Job, results: list[Any], report: Any) -> None:
         layer, p, s = job.layer, job.params, job.params.scale
         plane = job.current_plane or ()
         hr_geom = output_geometry(layer, s, plane)
@@ -631,10 +628,7 @@ class SuperResolveWidget(Container):
 
             bmap = self._assemble(job, [r.blocking for r in results])
             grid = {}
-            if not is_dask_array(job.planes[0]):
-                from napari_cisr.blocking import detect_blocking
-
-                report = detect_blocking(np.asarray(job.planes[0]))
+            if report is not None:  # computed in the worker (run_job), not on this thread
                 grid = {"grid": report.grid, "offset": report.offset, "score": report.score}
             self._viewer.add_image(
                 bmap,
