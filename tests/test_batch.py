@@ -462,3 +462,27 @@ def test_resume_removes_the_chunk_writes_a_killed_run_left(folder, weights, tmp_
     run_batch(folder, interrupted, 2, weights, tile=TILE)
     assert not leftover.exists()
     assert _tree_digest(interrupted) == _tree_digest(reference)
+
+
+def test_a_batch_with_failed_files_completes_once_they_are_removed(folder, weights, tmp_path):
+    """Issue 21.3: which files failed is a report, not part of what the store holds."""
+    (folder / "broken.jpg").write_bytes((folder / "rgb.jpg").read_bytes()[:200])
+    out = tmp_path / "out.zarr"
+    first = run_batch(folder, out, 2, weights, tile=TILE)
+    assert [name for name, _ in first.failed] == ["broken.jpg"] and first.computed > 0
+    (folder / "broken.jpg").unlink()
+    again = run_batch(folder, out, 2, weights, tile=TILE)
+    assert again.ok and again.computed == 0 and sorted(again.completed) == ["gray.png", "rgb.jpg"]
+    with pytest.raises(BatchError, match=r"holds another job \(its tile differs\)"):
+        run_batch(folder, out, 2, weights, tile=2 * TILE)
+
+
+def test_a_temporary_store_left_by_a_killed_run_is_removed(folder, weights, tmp_path):
+    """Issue 21.5: a kill while the store was being laid out leaves .NAME.XXXX.tmp/ behind."""
+    out = tmp_path / "out.zarr"
+    stale = tmp_path / ".out.zarr.k1ll3d.tmp"
+    (stale / "0").mkdir(parents=True)
+    aside = tmp_path / ".out.zarr.old-4242"  # an old store being replaced: the user's data
+    aside.mkdir()
+    assert run_batch(folder, out, 2, weights, tile=TILE).ok
+    assert not stale.exists() and aside.exists()

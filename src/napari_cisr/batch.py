@@ -40,6 +40,7 @@ even then only when it is a zarr store (a non-zarr folder is never deleted).
 from __future__ import annotations
 
 import collections
+import glob
 import itertools
 import logging
 import math
@@ -877,6 +878,46 @@ def _run_tasks(
         future.release()
 
 
+#: Job keys that do not decide what a store holds: which files failed to read is a report.
+#: A rerun after the bad files were removed (or still with them) finishes the same store.
+_REPORT_KEYS = frozenset({"failed_on_read"})
+
+
+def _same_job(stored: dict[str, Any] | None, job: dict[str, Any]) -> bool:
+    if stored is None:
+        return False
+    keys = (set(stored) | set(job)) - _REPORT_KEYS
+    return all(stored.get(key) == job.get(key) for key in keys)
+
+
+def _job_difference(state: dict[str, Any] | None, job: dict[str, Any]) -> str:
+    """`` and holds another job (its tile differs)``, for the refusal message."""
+    stored = (state or {}).get("job")
+    if stored is None:
+        return ""
+    keys = sorted((set(stored) | set(job)) - _REPORT_KEYS)
+    differing = [key for key in keys if stored.get(key) != job.get(key)]
+    if not differing:
+        return ""
+    verb = "differs" if len(differing) == 1 else "differ"
+    return f" and holds another job (its {', '.join(differing)} {verb})"
+
+
+def _remove_stale_temporaries(output: Path) -> None:
+    """Remove the temporary store a killed run was creating beside OUTPUT (``.NAME.XXXX.tmp``).
+
+    An old store a killed ``--overwrite`` run had moved aside (``.NAME.old-PID``) is the
+    user's data: it is left alone.
+    """
+    parent = output.parent if str(output.parent) else Path(".")
+    for stale in parent.glob(f".{glob.escape(output.name)}.*.tmp"):
+        log.info("removing '%s', left by an interrupted run", stale)
+        if stale.is_dir() and not stale.is_symlink():
+            shutil.rmtree(stale, ignore_errors=True)
+        else:
+            stale.unlink(missing_ok=True)
+
+
 def _written(output: Path, array_path: str) -> int:
     """Blocks of an array a previous run of the job wrote (their markers exist)."""
     markers = _marker_dir(output, array_path)
@@ -975,6 +1016,7 @@ def run_batch(
 
     source, output = Path(source), Path(output)
     _check_paths(source, output, overwrite)
+    _remove_stale_temporaries(output)
     if scale not in (2, 3, 4):
         raise BatchError(f"scale must be 2, 3 or 4, got {scale}")
     if precision not in PRECISIONS:
@@ -1044,14 +1086,17 @@ def run_batch(
         state = _read_job(output) if _is_zarr(output) else None
         if overwrite:
             replace = True
-        elif state is not None and state.get("job") == job:
+        elif state is not None and _same_job(state.get("job"), job):
             if state.get("complete"):
                 log.info("'%s' is already complete", output)
                 return BatchReport(output, [it.name for it in items], failed)
             log.info("resuming the incomplete batch in '%s'", output)
             _remove_partial_chunks(output)
         else:
-            raise BatchError(f"output '{output}' already exists (pass --overwrite to replace it)")
+            raise BatchError(
+                f"output '{output}' already exists{_job_difference(state, job)} "
+                "(pass --overwrite to replace it)"
+            )
 
     report = BatchReport(output, failed=list(failed))
     failures: dict[str, str] = {}
