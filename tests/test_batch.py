@@ -402,7 +402,10 @@ def test_unreachable_scheduler(folder, weights, tmp_path):
     assert not out.exists()
 
 
-def test_resume_after_sigkill_is_byte_identical(tmp_path, weights):
+@pytest.mark.parametrize("resume_workers", ["1", "2"])
+def test_resume_after_sigkill_is_byte_identical(tmp_path, weights, resume_workers):
+    """Also when the rerun asks for another worker count (issue 21.4): it adopts the torch
+    thread count the killed run started with."""
     src = tmp_path / "photos"
     src.mkdir()
     for k in range(3):
@@ -433,7 +436,10 @@ def test_resume_after_sigkill_is_byte_identical(tmp_path, weights):
     assert _state(killed)["complete"] is False  # a partial store says so
 
     resumed = subprocess.run(
-        [*command, os.fspath(killed), *options], capture_output=True, text=True, check=True
+        [*command, os.fspath(killed), *options, "--workers", resume_workers],
+        capture_output=True,
+        text=True,
+        check=True,
     )
     assert "resuming" in resumed.stderr
     found = int(resumed.stderr.split(" blocks computed, ")[1].split(" found done")[0])

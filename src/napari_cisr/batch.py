@@ -878,9 +878,10 @@ def _run_tasks(
         future.release()
 
 
-#: Job keys that do not decide what a store holds: which files failed to read is a report.
-#: A rerun after the bad files were removed (or still with them) finishes the same store.
-_REPORT_KEYS = frozenset({"failed_on_read"})
+#: Job keys that do not decide what a store holds: which files failed to read is a report (a
+#: rerun after the bad files were removed, or still with them, finishes the same store), and a
+#: rerun adopts the torch thread count of the run that started the store.
+_REPORT_KEYS = frozenset({"failed_on_read", "torch_threads"})
 
 
 def _same_job(stored: dict[str, Any] | None, job: dict[str, Any]) -> bool:
@@ -988,7 +989,10 @@ def run_batch(
         Average each tile over the eight rotations/flips (8x the time; as
         :func:`napari_cisr.super_resolve`); part of the job, like ``precision``.
     threads : int, optional
-        torch threads per local worker; default cores // workers.
+        torch threads per local worker; default cores // workers, and for a resumed job the
+        count it started with (oneDNN's sums depend on it: a resumed store stays byte-identical
+        to an uninterrupted one whatever ``workers`` the rerun asks for). Workers of an
+        existing ``scheduler`` keep their own.
     on_progress : callable, optional
         Called with a :class:`BatchProgress` after each block.
     connect_timeout : float
@@ -1061,6 +1065,8 @@ def run_batch(
         "failed_on_read": [name for name, _ in failed],
         "napari_cisr": __version__,
     }
+    if scheduler is None:
+        job["torch_threads"] = threads or max(1, (os.cpu_count() or 1) // max(1, workers or 1))
 
     # The layout of every array: level 0 and, for OME-Zarr, the pyramid.
     levels: list[list[tuple[str, tuple[int, ...], tuple[int, ...]]]] = []
@@ -1092,6 +1098,10 @@ def run_batch(
                 return BatchReport(output, [it.name for it in items], failed)
             log.info("resuming the incomplete batch in '%s'", output)
             _remove_partial_chunks(output)
+            started_with = state["job"].get("torch_threads")
+            if scheduler is None and threads is None and started_with:
+                threads = started_with  # the same sums as the blocks already written
+                log.info("%d torch thread(s) per worker, as the run that started it", threads)
         else:
             raise BatchError(
                 f"output '{output}' already exists{_job_difference(state, job)} "
