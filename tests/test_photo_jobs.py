@@ -213,6 +213,19 @@ def test_apply_orientation_writes_upright_pixels_tagged_1(tmp_path, fresh_weight
         assert image.info["icc_profile"] == display_p3_profile()
 
 
+def test_exif_a_jpeg_cannot_hold_is_dropped_not_the_photo(tmp_path, caplog, fresh_weights):
+    source = tmp_path / "annotated.png"
+    exif = Image.Exif()
+    exif[0x010F] = "Canon"
+    exif.get_ifd(0x8769)[0x9286] = b"ASCII\0\0\0" + b"x" * 70_000  # a 70 kB UserComment
+    Image.fromarray(smooth_photo(16, 16)).save(source, exif=exif)
+    output = tmp_path / "annotated.jpg"
+    with caplog.at_level("WARNING"):
+        assert main(["run", str(source), str(output), "--model", str(fresh_weights)]) == 0
+    assert read_image(output).shape == (32, 32, 3)
+    assert "annotated.png: EXIF not carried" in caplog.text
+
+
 def test_a_cmyk_jpeg_becomes_rgb_with_a_note(tmp_path, caplog, fresh_weights):
     source = tmp_path / "print.jpg"
     Image.fromarray(smooth_photo(16, 16)).convert("CMYK").save(source, quality=80)

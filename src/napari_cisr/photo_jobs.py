@@ -17,7 +17,7 @@ import logging
 import os
 import time
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -312,7 +312,17 @@ def process_photo(
     carried = metadata.for_output(width, height, channels, upright=apply_orientation)
     job.output.parent.mkdir(parents=True, exist_ok=True)
     try:
-        write_image(job.output, result, overwrite=overwrite, quality=quality, metadata=carried)
+        try:
+            write_image(job.output, result, overwrite=overwrite, quality=quality, metadata=carried)
+        except ValueError as error:
+            if carried.exif is None:
+                raise
+            # JPEG holds at most 64 KiB of EXIF: the pixels matter more than the metadata
+            write_image(
+                job.output, result, overwrite=overwrite, quality=quality,
+                metadata=replace(carried, exif=None),
+            )  # fmt: skip
+            log.warning("%s: EXIF not carried (%s)", job.name, error)
     except FileExistsError:
         raise
     except (ValueError, OSError) as error:
