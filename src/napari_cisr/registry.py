@@ -56,7 +56,7 @@ PRETRAINED: dict[str, WeightSpec] = {
         variant="lite",
         scale=3,
         filename="lite-x3.safetensors",
-        sha256="f30de49f722c5a44d4975991326dc2f2f4e232b1cfec66bb87bd00d5af83e4ad",
+        sha256="0d10916cf3a618249e842e0bc66c737b6427f49ac426fb9397079c5b7a5b5526",
         description=(
             "configs/lite-x3.json (1000 steps), lite-x3-stage2.json (best at 2000), then "
             "lite-x3-stage3.json on a GPU (best at 250), "
@@ -66,7 +66,8 @@ PRETRAINED: dict[str, WeightSpec] = {
             "lite-x3-stage8.json (best at 1500), then fine-tuned with the squared error by "
             "lite-x3-stage9.json (best at 1100), then grown to 12 RCABs per module by "
             "lite-x3-stage10.json (best at 1000), then fine-tuned on the broad training set by "
-            "lite-x3-stage11.json (best at 400; docs/models.md)"
+            "lite-x3-stage11.json (best at 400), then on the broad set grown to 249 photos by "
+            "lite-x3-stage12.json (best at 500; docs/models.md)"
         ),
     ),
     "lite-x4": WeightSpec(
