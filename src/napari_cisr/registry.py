@@ -74,7 +74,7 @@ PRETRAINED: dict[str, WeightSpec] = {
         variant="lite",
         scale=4,
         filename="lite-x4.safetensors",
-        sha256="aae39bac11a2ebe3b47b1212f1a5e1879352dab0a3282082f4f3174f24368ed4",
+        sha256="54d4708f943f8f23d52c4ecd4d5fec8b02542bf67f71318c064bfbea5306a961",
         description=(
             "configs/lite-x4.json (1000 CPU steps), then lite-x4-stage2.json on a GPU "
             "(best at 500), then lite-x4-stage3.json with more photos (best at 1250) and "
@@ -83,7 +83,8 @@ PRETRAINED: dict[str, WeightSpec] = {
             "lite-x4-stage6.json (best at 2250), then grown to 8 RCABs per module by "
             "lite-x4-stage7.json (best at 2000) and lite-x4-stage8.json (best at 400), then "
             "fine-tuned with the squared error by lite-x4-stage10.json (best at 300), then "
-            "fine-tuned on the broad training set by lite-x4-stage11.json (best at 500; "
+            "fine-tuned on the broad training set by lite-x4-stage11.json (best at 500), then "
+            "on the broad set grown to 249 photos by lite-x4-stage12.json (best at 500; "
             "docs/models.md)"
         ),
     ),
