@@ -424,8 +424,8 @@ def test_resume_after_sigkill_is_byte_identical(tmp_path, weights, resume_worker
         stderr=subprocess.DEVNULL,
         start_new_session=True,
     )
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline and process.poll() is None:
+    # Wait for progress, not for a time: a busy machine only makes the wait longer.
+    while process.poll() is None:
         markers = list((killed / MARKERS).rglob("*_*")) if killed.exists() else []
         if len(markers) >= 4:
             break

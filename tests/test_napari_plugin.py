@@ -22,7 +22,7 @@ pytestmark = pytest.mark.napari
 PLUGIN = "napari-cisr"
 WIDGET = "Super-resolve compressed image"
 DATA = Path(io.__file__).parent / "data"
-TIMEOUT_MS = 60_000
+TIMEOUT_MS = 900_000  # only a hung worker should reach it, never a slow machine
 
 
 @pytest.fixture
@@ -611,7 +611,6 @@ def test_npe2_validate_manifest():
         [str(Path(sys.executable).with_name("npe2")), "validate", PLUGIN, "--imports"],
         capture_output=True,
         text=True,
-        timeout=120,
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "valid" in result.stdout

@@ -1354,8 +1354,7 @@ def run_photo_batch(
     from napari_cisr.photo_jobs import RunSummary, split_done
 
     todo, done = split_done(jobs, overwrite)
-    summary = RunSummary(skipped=[job.name for job in done])
-    summary.outputs.update({job.name: os.fspath(job.output) for job in done})
+    summary = RunSummary.with_skipped(done)
     if not todo:
         return summary
     for job in todo:  # folders first, in the client: workers on one file system share them

@@ -88,6 +88,15 @@ class RunSummary:
         """One line: ``18 done, 0 skipped, 2 failed``."""
         return f"{len(self.done)} done, {len(self.skipped)} skipped, {len(self.failed)} failed"
 
+    @classmethod
+    def with_skipped(cls, done: Iterable[PhotoJob]) -> RunSummary:
+        """A summary that starts with the jobs whose output exists already."""
+        done = list(done)
+        return cls(
+            skipped=[job.name for job in done],
+            outputs={job.name: os.fspath(job.output) for job in done},
+        )
+
     def to_dict(self) -> dict[str, Any]:
         """The summary as JSON-ready data (the ``--json`` report)."""
         return {
@@ -106,6 +115,8 @@ class PhotoProgress(Protocol):
     def step(self, done: int, total: int) -> None: ...
 
     def finish(self, job: PhotoJob, outcome: str, detail: str) -> None: ...
+
+    def close(self) -> None: ...
 
 
 _WILDCARDS = frozenset("*?[")
@@ -345,10 +356,7 @@ def run_photos(
     One failed item is recorded in the summary and the rest go on.
     """
     todo, done = split_done(jobs, overwrite)
-    summary = RunSummary(skipped=[job.name for job in done])
-    summary.outputs.update({job.name: os.fspath(job.output) for job in done})
-    for job in done:
-        log.debug("%s: %s exists, skipped", job.name, job.output)
+    summary = RunSummary.with_skipped(done)
     for index, job in enumerate(todo, start=1):
         if progress is not None:
             progress.start(job, index, len(todo))
