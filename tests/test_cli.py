@@ -137,6 +137,22 @@ def test_run_with_self_ensemble_writes_the_ensembled_image(tmp_path):
     assert not np.array_equal(read_image(plain), expected)
 
 
+def test_fast_preset_is_one_iteration_and_excludes_iterations(tmp_path, capsys):
+    from napari_cisr import super_resolve
+
+    source = tmp_path / "in.jpg"
+    source.write_bytes(_jpeg_bytes())
+    fast = tmp_path / "fast.png"
+    assert main(["run", str(source), str(fast), "--device", "cpu", "--preset", "fast"]) == 0
+    expected = super_resolve(read_image(source), 2, device="cpu", iterations=1)
+    np.testing.assert_array_equal(read_image(fast), expected)
+    assert not np.array_equal(super_resolve(read_image(source), 2, device="cpu"), expected)
+    with pytest.raises(SystemExit) as refused:
+        main(["run", str(source), str(tmp_path / "b.png"), "--preset", "fast", "--iterations", "2"])
+    assert refused.value.code == 2 and "not allowed with" in capsys.readouterr().err
+    assert not (tmp_path / "b.png").exists()
+
+
 @pytest.mark.parametrize("case", ["missing folder", "unwritable folder", "suffix", "exists"])
 def test_run_refuses_a_bad_output_path_before_reading_or_computing(
     tmp_path, capsys, monkeypatch, case

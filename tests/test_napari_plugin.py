@@ -351,6 +351,24 @@ def test_every_control_is_explained_and_resets(make_napari_viewer):
     assert widget.params.scale == 2 and widget._fields["tile"].value == 0
 
 
+def test_speed_choice_sets_the_iterations_and_follows_them(make_napari_viewer):
+    viewer = make_napari_viewer()
+    widget = _dock(viewer)
+    assert widget.speed.tooltip and widget.speed.value == "best"
+    widget.speed.value = "fast"
+    assert widget.params.iterations == 1  # the job reads the iterations, nothing else
+    assert widget._fields["iterations"].value == 1
+    widget._fields["iterations"].value = 2
+    assert widget.speed.value == "balanced"
+    widget._fields["iterations"].value = 5
+    assert widget.speed.value == "custom" and widget.params.iterations == 5
+    widget._fields["iterations"].value = 0
+    assert widget.speed.value == "best"
+    widget.speed.value = "fast"
+    widget.reset_button.native.click()
+    assert widget.speed.value == "best" and widget.params.iterations == 0
+
+
 def test_widget_offers_only_models_with_shipped_weights():
     from napari_cisr._widget import _model_names
     from napari_cisr.weights import load_model
