@@ -5,7 +5,8 @@ photo at the LR size whose upscaled output is 4000×3000 (x2: 2000×1500, x3: 13
 1000×750), and ``napari-cisr run in.jpg out.png --scale S`` runs on it in a fresh process per
 measurement (read, infer, write, and the start-up of Python and torch: what a user waits for).
 Reported per run: wall time, CPU time (user + system of the process and its children), peak RSS
-(``ru_maxrss`` of that process, from ``os.wait4``) and output megapixels per second of wall time.
+(``ru_maxrss`` of that process, from ``os.wait4``; it includes the few tens of MiB this script
+holds when it starts the process) and output megapixels per second of wall time.
 
 CPU modes (``--modes``), measured in the same run:
 
@@ -14,7 +15,8 @@ CPU modes (``--modes``), measured in the same run:
   ``--precision float32``.
 * ``one-thread``: ``as-is`` with ``OMP_NUM_THREADS=1``.
 
-Each mode runs each ``--presets`` entry (``napari-cisr run --preset``: best, balanced, fast).
+Each mode runs each ``--presets`` entry (``napari-cisr run --preset``: best, balanced, fast)
+and each ``--tiles`` entry (``auto``, or ``--tile N``), the runs of different tiles alternating.
 
 ``--peers`` runs the named peers of ``benchmarks/peers.py`` (their ncnn model files on the CPU,
 ``--threads`` threads) on the same LR image in this process, whole image, and reports seconds per
@@ -29,8 +31,11 @@ reading and writing count against us, not against the peers).
 from __future__ import annotations
 
 import argparse
+import concurrent.futures
+import itertools
 import json
 import logging
+import multiprocessing
 import os
 import platform
 import statistics
@@ -77,13 +82,15 @@ def make_input(scale: int, folder: Path, photo: str = PHOTO) -> Path:
     return path
 
 
-def run_once(source: Path, output: Path, scale: int, mode: str, preset: str) -> dict:
+def run_once(source: Path, output: Path, scale: int, mode: str, preset: str, tile: str) -> dict:
     """One ``napari-cisr run`` in a fresh process: wall and CPU seconds, peak RSS in GiB."""
     env_extra, args = MODES[mode]
     env = {**os.environ, **env_extra}
     output.unlink(missing_ok=True)
     command = [sys.executable, "-m", "napari_cisr.cli", "run", str(source), str(output),
                "--scale", str(scale), "--preset", preset, "-q", *args]  # fmt: skip
+    if tile != "auto":
+        command += ["--tile", tile]
     start = time.perf_counter()
     process = subprocess.Popen(command, env=env)
     _, status, usage = os.wait4(process.pid, 0)
@@ -102,6 +109,14 @@ def run_once(source: Path, output: Path, scale: int, mode: str, preset: str) -> 
 
 
 def time_peer(name: str, scale: int, source: Path, threads: int) -> dict | None:
+    """:func:`_time_peer` in a fresh process: this one stays small, because Linux counts the
+    parent's resident memory at ``fork`` into a child's ``ru_maxrss``, and a peer holds GiBs."""
+    context = multiprocessing.get_context("spawn")
+    with concurrent.futures.ProcessPoolExecutor(1, mp_context=context) as pool:
+        return pool.submit(_time_peer, name, scale, source, threads).result()
+
+
+def _time_peer(name: str, scale: int, source: Path, threads: int) -> dict | None:
     """Seconds per LR megapixel of a peer on ``source`` (whole image, after a small warm-up)."""
     sys.path.insert(0, str(Path(__file__).resolve().parent))
     import peers
@@ -126,6 +141,7 @@ def benchmark(
     scales: list[int],
     modes: list[str],
     presets: list[str],
+    tiles: list[str],
     repeat: int,
     peer_names: list[str],
     threads: int,
@@ -145,15 +161,23 @@ def benchmark(
             width, height = lr_size(scale)
             lr_mpix = width * height / 1e6
             entry: dict = {"lr_size": [width, height], "modes": {}, "peers": {}}
-            for mode in modes:
-                for preset in presets:
-                    runs = []
-                    for index in range(repeat):
-                        runs.append(run_once(source, folder / "out.png", scale, mode, preset))
-                        log.info("x%d %s %s run %d: %s", scale, mode, preset, index + 1, runs[-1])
-                    median = {key: statistics.median(run[key] for run in runs) for key in runs[0]}
+            for mode, preset in itertools.product(modes, presets):
+                # Runs of different tiles alternate, so that a slow spell of the machine
+                # falls on each alike.
+                runs: dict[str, list[dict]] = {tile: [] for tile in tiles}
+                for index, tile in itertools.product(range(repeat), tiles):
+                    out = folder / "out.png"
+                    runs[tile].append(run_once(source, out, scale, mode, preset, tile))
+                    log.info("x%d %s %s tile %s run %d: %s", scale, mode, preset, tile,
+                             index + 1, runs[tile][-1])  # fmt: skip
+                for tile, tile_runs in runs.items():
+                    median = {
+                        key: statistics.median(run[key] for run in tile_runs)
+                        for key in tile_runs[0]
+                    }
                     median["s_per_lr_mpix"] = round(median["wall_s"] / lr_mpix, 2)
-                    entry["modes"][f"{mode}, {preset}"] = {"median": median, "runs": runs}
+                    name = f"{mode}, {preset}" + ("" if tile == "auto" else f", tile {tile}")
+                    entry["modes"][name] = {"median": median, "runs": tile_runs}
             for name in peer_names:
                 timing = time_peer(name, scale, source, threads)
                 if timing is not None:
@@ -191,13 +215,18 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--scales", type=int, nargs="+", default=[2, 3, 4])
     parser.add_argument("--modes", nargs="+", choices=sorted(MODES), default=["as-is"])
     parser.add_argument("--presets", nargs="+", choices=sorted(PRESETS), default=["best"])
+    parser.add_argument(
+        "--tiles", nargs="+", default=["auto"], help="auto (the automatic tile) or LR px each"
+    )
     parser.add_argument("--repeat", type=int, default=1, help="runs of each (the median)")
     parser.add_argument("--peers", nargs="*", default=[], help="peer names (benchmarks/peers.py)")
     parser.add_argument("--threads", type=int, default=2, help="threads of the peers")
     parser.add_argument("--json", type=Path, help="write the report here")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    report = benchmark(args.scales, args.modes, args.presets, args.repeat, args.peers, args.threads)
+    report = benchmark(
+        args.scales, args.modes, args.presets, args.tiles, args.repeat, args.peers, args.threads
+    )
     table = format_table(report)
     report["table"] = table
     print(table)

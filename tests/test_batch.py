@@ -124,6 +124,19 @@ def test_self_ensemble_is_part_of_the_job(folder, weights, tmp_path):
         run_batch(folder, out, 2, weights, tile=TILE)
 
 
+def test_iterations_reach_the_workers_and_are_part_of_the_job(folder, weights, tmp_path):
+    from napari_cisr.io import read_image
+
+    out = tmp_path / "out.zarr"
+    report = run_batch(folder, out, 2, weights, tile=TILE, iterations=1)
+    assert report.ok and _state(out)["job"]["iterations"] == 1
+    expected = _expected(read_image(folder / "rgb.jpg"), weights, iterations=1)
+    np.testing.assert_array_equal(zarr.open_group(os.fspath(out), mode="r")["rgb"][...], expected)
+    assert not np.array_equal(expected, _expected(read_image(folder / "rgb.jpg"), weights))
+    with pytest.raises(BatchError, match="already exists"):
+        run_batch(folder, out, 2, weights, tile=TILE)  # the model's own J: another job
+
+
 def test_local_workers_spill_held_results_beyond_their_cap():
     from napari_cisr.batch import _Cluster
 

@@ -65,6 +65,19 @@ def test_installed_script_reports_without_traceback(tmp_path):
     assert result.stderr.count("\n") == 1 and "bad.webp" in result.stderr
 
 
+def test_quiet_run_prints_nothing_when_nothing_fails(tmp_path):
+    source = tmp_path / "in.jpg"
+    source.write_bytes(_jpeg_bytes())
+    command = [sys.executable, "-m", "napari_cisr.cli", "run", str(source), "--device", "cpu"]
+    loud = subprocess.run([*command, str(tmp_path / "a.png")], capture_output=True, text=True)
+    quiet = subprocess.run(
+        [*command, str(tmp_path / "b.png"), "-q"], capture_output=True, text=True
+    )
+    assert loud.returncode == quiet.returncode == 0
+    assert "a.png" in loud.stderr and quiet.stderr == "" and quiet.stdout == ""
+    assert (tmp_path / "b.png").is_file()
+
+
 def test_existing_output_is_not_overwritten_without_flag(tmp_path, capsys, fresh_weights):
     source = tmp_path / "in.jpg"
     source.write_bytes(_jpeg_bytes())

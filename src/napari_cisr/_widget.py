@@ -242,8 +242,8 @@ CUSTOM_SPEED = "custom"
 def _speed_choices() -> list[tuple[str, str]]:
     labels = {
         "best": "best (the model's iterations)",
-        "balanced": "balanced (2 iterations, ~1.5x faster)",
-        "fast": "fast (1 iteration, ~3x faster)",
+        "balanced": "balanced (2 iterations, ~1.4x faster)",
+        "fast": "fast (1 iteration, ~2.6x faster)",
     }
     return [(labels.get(name, name), name) for name in PRESETS] + [
         ("custom iterations", CUSTOM_SPEED)
@@ -363,8 +363,8 @@ class SuperResolveWidget(Container):
         # A shortcut, not a parameter: a preset sets the iterations (what the job uses).
         self.speed = ComboBox(label="speed", choices=_speed_choices())
         self.speed.tooltip = (
-            "best: the model's own iterations; balanced: 2, about 1.5x faster, the same "
-            "mean quality; fast: 1, about 3x faster, a little less quality (docs/models.md)"
+            "best: the model's own iterations; balanced: 2, about 1.4x faster, the same "
+            "mean quality; fast: 1, about 2.6x faster, a little less quality (docs/models.md)"
         )
         self.speed.value = _speed_of(self.params.iterations)
         self.speed.changed.connect(self._apply_speed)

@@ -959,6 +959,7 @@ def run_batch(
     connect_timeout: float = 10.0,
     precision: str = "auto",
     self_ensemble: bool = False,
+    iterations: int | None = None,
 ) -> BatchReport:
     """Super-resolve a folder of images, a zarr array or an OME-Zarr image into a zarr store.
 
@@ -988,6 +989,8 @@ def run_batch(
     self_ensemble : bool
         Average each tile over the eight rotations/flips (8x the time; as
         :func:`napari_cisr.super_resolve`); part of the job, like ``precision``.
+    iterations : int, optional
+        Unfolding iterations J (default: the model's own); part of the job when given.
     threads : int, optional
         torch threads per local worker; default cores // workers, and for a resumed job the
         count it started with (oneDNN's sums depend on it: a resumed store stays byte-identical
@@ -1061,6 +1064,8 @@ def run_batch(
         "halo": halo,
         "precision": precision,
         "self_ensemble": bool(self_ensemble),
+        # Only a J other than the model's own: stores from before this key resume as before.
+        **({"iterations": iterations} if iterations not in (None, config.iterations) else {}),
         "items": [it.describe() for it in items],
         "failed_on_read": [name for name, _ in failed],
         "napari_cisr": __version__,
@@ -1149,7 +1154,7 @@ def run_batch(
                         plane,
                         scale,
                         model_ref,
-                        None,
+                        iterations,
                         core,
                         device,
                         halo=halo,
