@@ -68,7 +68,7 @@ def test_installed_script_reports_without_traceback(tmp_path):
 def test_quiet_run_prints_nothing_when_nothing_fails(tmp_path):
     source = tmp_path / "in.jpg"
     source.write_bytes(_jpeg_bytes())
-    command = [sys.executable, "-m", "napari_cisr.cli", "run", str(source), "--device", "cpu"]
+    command = [sys.executable, "-m", "napari_cisr.cli", "run", str(source)]
     loud = subprocess.run([*command, str(tmp_path / "a.png")], capture_output=True, text=True)
     quiet = subprocess.run(
         [*command, str(tmp_path / "b.png"), "-q"], capture_output=True, text=True
