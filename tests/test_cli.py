@@ -78,6 +78,20 @@ def test_quiet_run_prints_nothing_when_nothing_fails(tmp_path):
     assert (tmp_path / "b.png").is_file()
 
 
+def test_paths_may_follow_the_options(tmp_path, capsys):
+    source = tmp_path / "in.jpg"
+    source.write_bytes(_jpeg_bytes())
+    output = tmp_path / "out.png"
+    assert main(["run", str(source), "--preset", "fast", "--device", "cpu", str(output)]) == 0
+    assert read_image(output).shape == (48, 64, 3)
+    with pytest.raises(SystemExit) as refused:  # an unknown option is still refused
+        main(["run", str(source), str(tmp_path / "b.png"), "--bogus"])
+    assert refused.value.code == 2 and "unrecognized arguments: --bogus" in capsys.readouterr().err
+    with pytest.raises(SystemExit):  # and so is a stray path where no list of paths is
+        main(["batch", str(tmp_path), str(tmp_path / "o.zarr"), "--scale", "2", "extra"])
+    assert "unrecognized arguments: extra" in capsys.readouterr().err
+
+
 def test_existing_output_is_not_overwritten_without_flag(tmp_path, capsys, fresh_weights):
     source = tmp_path / "in.jpg"
     source.write_bytes(_jpeg_bytes())

@@ -577,10 +577,27 @@ _SUBCOMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [
 ]
 
 
+#: Positionals that take any number of paths, which may also come after options
+#: (``run in.jpg --scale 4 out.png``): argparse alone stops such a list at the first option.
+_PATH_LISTS = ("inputs", "sources")
+
+
+def _parse(parser: argparse.ArgumentParser, argv: Sequence[str] | None) -> argparse.Namespace:
+    args, extras = parser.parse_known_args(argv)
+    paths = next(
+        (name for name in _PATH_LISTS if isinstance(getattr(args, name, None), list)), None
+    )
+    if extras and (paths is None or any(extra.startswith("-") for extra in extras)):
+        parser.error(f"unrecognized arguments: {' '.join(extras)}")
+    if extras:
+        getattr(args, paths).extend(extras)
+    return args
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``napari-cisr`` script; returns the exit status."""
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = _parse(parser, argv)
     quiet = getattr(args, "quiet", False)  # -q: failures only, so no info lines either
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.WARNING if quiet else logging.INFO,
