@@ -47,7 +47,7 @@ from napari_cisr._job import (
     is_dask_array,
     run_job,
 )
-from napari_cisr.options import PRESETS, InferenceOptions
+from napari_cisr.options import PRESET_HELP, PRESETS, InferenceOptions
 from napari_cisr.registry import PRECISIONS, shipped_variants
 from napari_cisr.values import MIN_SIDE, VALUE_RANGES, ValueMapping, choose_mapping
 
@@ -240,14 +240,7 @@ CUSTOM_SPEED = "custom"
 
 
 def _speed_choices() -> list[tuple[str, str]]:
-    labels = {
-        "best": "best (the model's iterations)",
-        "balanced": "balanced (2 iterations, ~1.4x faster)",
-        "fast": "fast (1 iteration, ~2.6x faster)",
-    }
-    return [(labels.get(name, name), name) for name in PRESETS] + [
-        ("custom iterations", CUSTOM_SPEED)
-    ]
+    return [(name, name) for name in PRESETS] + [("custom iterations", CUSTOM_SPEED)]
 
 
 def _speed_of(iterations: int) -> str:
@@ -362,10 +355,7 @@ class SuperResolveWidget(Container):
 
         # A shortcut, not a parameter: a preset sets the iterations (what the job uses).
         self.speed = ComboBox(label="speed", choices=_speed_choices())
-        self.speed.tooltip = (
-            "best: the model's own iterations; balanced: 2, about 1.4x faster, the same "
-            "mean quality; fast: 1, about 2.6x faster, a little less quality (docs/models.md)"
-        )
+        self.speed.tooltip = "; ".join(f"{name}: {text}" for name, text in PRESET_HELP.items())
         self.speed.value = _speed_of(self.params.iterations)
         self.speed.changed.connect(self._apply_speed)
         self.params.events.iterations.connect(

@@ -94,7 +94,7 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
 
 
 def _common_model_args(p: argparse.ArgumentParser) -> None:
-    from napari_cisr.options import PRESETS
+    from napari_cisr.options import PRESET_HELP, PRESETS
 
     p.add_argument("--scale", type=int, choices=(2, 3, 4), default=2, help="upscaling factor (2)")
     p.add_argument("--model", default="lite", help=_model_help())
@@ -102,9 +102,8 @@ def _common_model_args(p: argparse.ArgumentParser) -> None:
     speed.add_argument(
         "--preset",
         choices=tuple(PRESETS),
-        help="best: the model's own iterations (default); balanced: 2 iterations, about "
-        "1.4x faster; fast: 1 iteration, about 2.6x faster, a little less quality "
-        "(docs/models.md, Presets)",
+        help="; ".join(f"{name}: {text}" for name, text in PRESET_HELP.items())
+        + " (default: best; docs/models.md, Presets)",
     )
     speed.add_argument(
         "--iterations", type=int, help="unfolding iterations J (default: the model's)"
@@ -485,21 +484,21 @@ def _batch_to_zarr(args: argparse.Namespace) -> None:
 
     logging.getLogger("distributed").setLevel(logging.WARNING)  # the cluster's chatter
     bar = None if args.quiet else ProgressBar(sys.stderr)
-    options = _inference_options(args)
+    options = _inference_options(args)  # the settings as every other command reads them
     try:
         report = run_batch(
             args.input,
             args.output,
-            args.scale,
-            args.model,
-            args.tile,
+            options.scale,
+            options.model,
+            options.tile,
             args.workers,
             args.scheduler,
             args.overwrite,
-            args.device,
+            options.device,
             on_progress=bar,
-            precision=args.precision,
-            self_ensemble=args.self_ensemble,
+            precision=options.precision,
+            self_ensemble=options.self_ensemble,
             iterations=options.iterations,
         )
     except BatchError as error:
