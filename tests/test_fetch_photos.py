@@ -118,3 +118,33 @@ def test_fetch_writes_checked_files_and_resumes(tmp_path, monkeypatch):
         fetch_photos.fetch(rows, tmp_path)
     assert not (tmp_path / "heldout/web/a.jpg").exists()
     assert not list((tmp_path / "heldout/web").glob(".*"))  # no temporary file left
+
+
+def test_a_package_of_another_suite_uses_a_private_apt_state(tmp_path, monkeypatch):
+    commands = []
+
+    def run(command, cwd=None, check=False, stdout=None):
+        commands.append(list(command))
+        if command[:2] == ["apt-get", "download"]:
+            (Path(cwd) / "x.deb").write_bytes(b"")
+        if command[0] == "dpkg-deb":
+            member = Path(command[3]) / "usr/share/x/photo.jpg"
+            member.parent.mkdir(parents=True)
+            member.write_bytes(b"a photo")
+
+    monkeypatch.setattr(fetch_photos.subprocess, "run", run)
+    packages = fetch_photos.Packages(tmp_path)
+    for name in ("x=2@trixie", "y=1@trixie"):
+        assert packages.member(f"deb:{name}", "usr/share/x/photo.jpg") == b"a photo"
+    updates = [c for c in commands if c[:2] == ["apt-get", "update"]]
+    downloads = [c for c in commands if c[:2] == ["apt-get", "download"]]
+    assert len(updates) == 1  # the suite's lists are fetched once for all its packages
+    assert [c[-1] for c in downloads] == ["x=2", "y=1"]
+    state = tmp_path / "apt-trixie"
+    assert f"Dir::State::Lists={state / 'lists'}" in downloads[0]
+    assert "trixie main" in (state / "sources.list").read_text()
+    # The machine's own suite needs none of that.
+    packages.member("deb:z=3", "usr/share/x/photo.jpg")
+    assert commands[-2][:3] == ["apt-get", "download", "-q"] and "Dir::State::Lists" not in str(
+        commands[-2]
+    )

@@ -26,7 +26,7 @@ from napari_cisr.train.data import (
 )
 from napari_cisr.train.evaluate import evaluate, format_table
 from napari_cisr.train.loop import TrainConfig, train
-from napari_cisr.weights import load_model
+from napari_cisr.weights import load_model, read_weights
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -99,15 +99,16 @@ def test_sampler_compresses_a_region_around_the_patch(
     """The codec sees a ``compress_size``² LR region (capped by the photo, at least patch + 16)
     and the patch is that region's decoded pixels at the drawn position: z is a crop of the
     compressed region, not a compressed crop (which WebP codes differently)."""
-    import napari_cisr.train.data as data_module
+    import napari_cisr.degrade as degrade_module
 
     seen = []
 
-    def recording_compress(image, codec, quality):
+    def recording_compress(image, codec, quality, chroma="4:2:0"):
         seen.append(image)
-        return compress(image, codec, quality)
+        return compress(image, codec, quality, chroma)
 
-    monkeypatch.setattr(data_module, "compress", recording_compress)
+    # The sampler compresses through its Degradation, which calls degrade.compress.
+    monkeypatch.setattr(degrade_module, "compress", recording_compress)
     rng = np.random.default_rng(3)
     photo = rng.integers(0, 255, (photo_side, photo_side + 7, 3), dtype=np.uint8)
     sampler = PatchSampler([photo], scale=3, patch=24, seed=2, compress_size=compress_size)
@@ -184,14 +185,19 @@ def test_training_resumes_and_keeps_the_best_checkpoint(photos, tmp_path):
     train(cfg)  # resumes from last.pt at step 2
     records = [json.loads(line) for line in (tmp_path / "run" / "log.jsonl").open()]
     assert [r["step"] for r in records] == [1, 2, 3]
-    assert torch.load(tmp_path / "run" / "last.pt", weights_only=True)["step"] == 3
+    state = torch.load(tmp_path / "run" / "last.pt", weights_only=True)
+    assert state["step"] == 3
+    # The final weights, next to the best: what the last step left, key for key.
+    _, final = read_weights(tmp_path / "run" / "last.safetensors")
+    assert set(final) == set(state["model"])
+    assert all(torch.equal(final[key], state["model"][key].to(final[key].dtype)) for key in final)
     model = load_model(best, scale=2)
     assert model.config == variant_config("lite", 2)
 
 
 def test_a_fine_tuning_that_never_passes_its_init_keeps_the_init(photos, tmp_path):
     from napari_cisr.model import build_model
-    from napari_cisr.weights import read_weights, save_weights
+    from napari_cisr.weights import save_weights
 
     overrides = {"features": 8, "blocks": 1, "iterations": 1, "search_radius": 1}
     init = tmp_path / "init.safetensors"

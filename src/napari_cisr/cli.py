@@ -42,15 +42,14 @@ def _model_help() -> str:
 
 
 def _cmd_train(args: argparse.Namespace) -> None:
-    from dataclasses import fields
+    from dataclasses import fields, replace
 
     from napari_cisr.train.loop import TrainConfig, train
 
     cfg = TrainConfig.from_json(args.config) if args.config else TrainConfig()
-    for f in fields(TrainConfig):
-        value = getattr(args, f.name, None)
-        if value is not None:
-            setattr(cfg, f.name, value)
+    given = {f.name: getattr(args, f.name, None) for f in fields(TrainConfig)}
+    # replace() checks the options given on the command line as the config file's were.
+    cfg = replace(cfg, **{name: value for name, value in given.items() if value is not None})
     best = train(cfg)
     log.info("best weights: %s", best)
 
@@ -403,6 +402,7 @@ def _cmd_eval(args: argparse.Namespace) -> None:
         args.iterations,
         args.precision,
         args.self_ensemble,
+        args.degradation,
     )
     print(format_table(report))
     if args.json:
@@ -410,12 +410,21 @@ def _cmd_eval(args: argparse.Namespace) -> None:
 
 
 def _add_eval(sub: argparse._SubParsersAction) -> None:
+    from napari_cisr.degrade import DEGRADATIONS
+
     p = sub.add_parser("eval", help="PSNR/SSIM on Y against bicubic (the paper's protocol)")
     p.add_argument("sources", nargs="+", help="folders or files of clean HR photos")
     _common_model_args(p)
     p.add_argument("--configs", nargs="+", help="e.g. jpeg-q10 webp-q5 (default: the ten)")
     p.add_argument("--unseen", action="store_true", help="add JPEG q15/25/35/45/55 (Fig. 9)")
     p.add_argument("--downscale", type=int, default=3, help="ground truth = photo ÷ this")
+    p.add_argument(
+        "--degradation",
+        default="paper",
+        choices=DEGRADATIONS,
+        help="how the LR input is made: the paper's (antialiased bicubic, 4:2:0 JPEG), another "
+        "kernel, 4:4:4 chroma, double compression, or 'realistic' (a mixture of those)",
+    )
     p.add_argument("--json", help="also save the report as JSON")
     p.set_defaults(func=_cmd_eval)
 

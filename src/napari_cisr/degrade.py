@@ -6,12 +6,22 @@ All images here are numpy uint8 arrays, H×W×3 (RGB) or H×W, values 0-255.
 from __future__ import annotations
 
 import io
+from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
 from PIL import Image
 
 Codec = Literal["jpeg", "webp"]
+Kernel = Literal["bicubic", "bilinear", "lanczos", "area"]
+Chroma = Literal["4:2:0", "4:4:4"]
+_PIL_KERNELS = {
+    "bicubic": Image.Resampling.BICUBIC,
+    "bilinear": Image.Resampling.BILINEAR,
+    "lanczos": Image.Resampling.LANCZOS,
+    "area": Image.Resampling.BOX,
+}
+_JPEG_SUBSAMPLING = {"4:2:0": 2, "4:4:4": 0}
 
 #: The paper's ten compression configurations (codec, quality).
 TRAIN_CONFIGS: tuple[tuple[Codec, int], ...] = (
@@ -62,10 +72,10 @@ def bicubic_downscale(image: np.ndarray, scale: int) -> np.ndarray:
     return np.asarray(pil.resize((width // scale, height // scale), Image.Resampling.BICUBIC))
 
 
-def compress(image: np.ndarray, codec: Codec, quality: int) -> np.ndarray:
+def compress(image: np.ndarray, codec: Codec, quality: int, chroma: Chroma = "4:2:0") -> np.ndarray:
     """Round trip through a lossy codec (Pillow's libjpeg-turbo / libwebp).
 
-    JPEG uses Pillow's default 4:2:0 chroma subsampling (libjpeg's, like MATLAB's ``imwrite``).
+    JPEG uses 4:2:0 chroma subsampling by default (libjpeg's, like MATLAB's ``imwrite``).
 
     Parameters
     ----------
@@ -74,6 +84,8 @@ def compress(image: np.ndarray, codec: Codec, quality: int) -> np.ndarray:
     codec : {"jpeg", "webp"}
     quality : int
         1-100.
+    chroma : {"4:2:0", "4:4:4"}
+        JPEG chroma subsampling; lossy WebP is always 4:2:0.
 
     Returns
     -------
@@ -81,8 +93,92 @@ def compress(image: np.ndarray, codec: Codec, quality: int) -> np.ndarray:
         uint8, same shape as ``image``.
     """
     buffer = io.BytesIO()
-    Image.fromarray(image).save(buffer, format=codec.upper(), quality=quality)
+    options = {"subsampling": _JPEG_SUBSAMPLING[chroma]} if codec == "jpeg" else {}
+    Image.fromarray(image).save(buffer, format=codec.upper(), quality=quality, **options)
     buffer.seek(0)
     decoded = Image.open(buffer)
     decoded = decoded.convert("L" if image.ndim == 2 else "RGB")
     return np.asarray(decoded)
+
+
+@dataclass(frozen=True)
+class Degradation:
+    """How a clean HR image becomes the compressed LR input z (paper §4.4: what users have).
+
+    The default is the paper's protocol: antialiased bicubic ÷ s, then one compression with
+    4:2:0 chroma (:func:`bicubic_downscale`, :func:`compress`).
+
+    Parameters
+    ----------
+    kernel : {"bicubic", "bilinear", "lanczos", "area"}
+        Downscaling filter ("area" averages each s×s block).
+    antialias : bool
+        False samples the kernel at the LR grid without widening it (what a naive resize does:
+        aliasing); "area" is always an average.
+    chroma : {"4:2:0", "4:4:4"}
+        JPEG chroma subsampling. Lossy WebP is always 4:2:0.
+    first_quality : int or None
+        Double compression: the LR image is first saved as JPEG (4:2:0) at this quality, as a
+        shared photo is before a platform recompresses it; None compresses once.
+    """
+
+    kernel: Kernel = "bicubic"
+    antialias: bool = True
+    chroma: Chroma = "4:2:0"
+    first_quality: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.kernel not in _PIL_KERNELS:
+            raise ValueError(f"kernel {self.kernel!r}: expected one of {', '.join(_PIL_KERNELS)}")
+        if self.chroma not in _JPEG_SUBSAMPLING:
+            raise ValueError(f"chroma {self.chroma!r}: expected 4:2:0 or 4:4:4")
+        if self.kernel == "area" and not self.antialias:
+            raise ValueError("an area kernel always averages: antialias=False has no meaning")
+
+    def downscale(self, image: np.ndarray, scale: int) -> np.ndarray:
+        """uint8 H×W[×3] → (H//s)×(W//s)[×3], H and W cropped to multiples of ``scale``."""
+        if (self.kernel, self.antialias) == ("bicubic", True):
+            return bicubic_downscale(image, scale)
+        height, width = (image.shape[0] // scale) * scale, (image.shape[1] // scale) * scale
+        pil = Image.fromarray(image[:height, :width])
+        size = (width // scale, height // scale)
+        if self.antialias:
+            return np.asarray(pil.resize(size, _PIL_KERNELS[self.kernel]))
+        # An affine transform samples the source at each LR pixel's centre (Pillow adds the
+        # half pixel) with the kernel's own support: no low-pass, so detail aliases as in a
+        # naive resize.
+        matrix = (scale, 0, 0, 0, scale, 0)
+        return np.asarray(
+            pil.transform(size, Image.Transform.AFFINE, matrix, _PIL_KERNELS[self.kernel])
+        )
+
+    def compress(self, image: np.ndarray, codec: Codec, quality: int) -> np.ndarray:
+        """The LR image through the (double) compression; uint8, same shape."""
+        if self.first_quality is not None:
+            image = compress(image, "jpeg", self.first_quality)
+        return compress(image, codec, quality, chroma=self.chroma)
+
+
+#: Named degradations for ``napari-cisr eval --degradation`` and the ``degradations`` training
+#: option: each name is a tuple drawn from uniformly (per photo × configuration in an eval).
+DEGRADATIONS: dict[str, tuple[Degradation, ...]] = {
+    "paper": (Degradation(),),
+    "area": (Degradation("area"),),
+    "bilinear": (Degradation("bilinear"),),
+    "lanczos": (Degradation("lanczos"),),
+    "bicubic-aliased": (Degradation(antialias=False),),
+    "jpeg-444": (Degradation(chroma="4:4:4"),),
+    "double": (Degradation(first_quality=90),),
+}
+# What a photo from a phone or a social-media site went through, as a mixture of the above.
+DEGRADATIONS["realistic"] = tuple(d for name, (d,) in DEGRADATIONS.items() if name != "paper")
+
+
+def mixture(name: str) -> tuple[Degradation, ...]:
+    """:data:`DEGRADATIONS` ``[name]``; raises ValueError naming the accepted ones."""
+    try:
+        return DEGRADATIONS[name]
+    except KeyError:
+        raise ValueError(
+            f"unknown degradation {name!r}; expected one of {', '.join(DEGRADATIONS)}"
+        ) from None

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from napari_cisr.degrade import TRAIN_CONFIGS, Codec, bicubic_downscale, compress
+from napari_cisr.degrade import TRAIN_CONFIGS, Codec, Degradation, bicubic_downscale, mixture
 
 log = logging.getLogger(__name__)
 
@@ -106,6 +106,9 @@ class PatchSampler:
     compress_size : int
         LR side of the square region compressed around each patch: at least patch + 16 (the
         grid margin), at most what the photo holds. 64 reproduces runs before this option.
+    degradations : sequence of str
+        Names in :data:`~napari_cisr.degrade.DEGRADATIONS` that make each patch's LR and z
+        (kernel, chroma, double compression); drawn uniformly, then a member of the name.
     """
 
     def __init__(
@@ -116,6 +119,7 @@ class PatchSampler:
         configs: Sequence[tuple[Codec, int]] = TRAIN_CONFIGS,
         seed: int = 0,
         compress_size: int = COMPRESS_SIZE,
+        degradations: Sequence[str] = ("paper",),
     ) -> None:
         need = (patch + _GRID_MARGIN) * scale
         self.photos = [p for p in photos if min(p.shape[:2]) >= need]
@@ -124,6 +128,7 @@ class PatchSampler:
         self.scale, self.patch, self.configs = scale, patch, list(configs)
         self.compress_size = max(compress_size, patch + _GRID_MARGIN)
         self.rng = np.random.default_rng(seed)
+        self.degradations = [mixture(name) for name in degradations]
         # Sample photos in proportion to their area, so every pixel is equally likely.
         areas = np.array([p.shape[0] * p.shape[1] for p in self.photos], dtype=np.float64)
         self.photo_probs = areas / areas.sum()
@@ -141,13 +146,22 @@ class PatchSampler:
         if rng.integers(2):
             hr = hr[:, ::-1]
         hr = np.ascontiguousarray(hr)
-        lr = bicubic_downscale(hr, s)
+        degradation = self._draw_degradation()
+        lr = degradation.downscale(hr, s)
         codec, quality = self.configs[rng.integers(len(self.configs))]
-        compressed = compress(lr, codec, quality)
+        compressed = degradation.compress(lr, codec, quality)
         dy, dx = rng.integers(0, region - patch + 1, size=2)
         window = (slice(dy, dy + patch), slice(dx, dx + patch))
         hr_window = (slice(dy * s, (dy + patch) * s), slice(dx * s, (dx + patch) * s))
         return compressed[window], lr[window], hr[hr_window]
+
+    def _draw_degradation(self) -> Degradation:
+        """A name uniformly, then one of its members: ["paper", "realistic"] is half the
+        paper's. A single degradation draws nothing, so runs before the option replay."""
+        if len(self.degradations) == 1 and len(self.degradations[0]) == 1:
+            return self.degradations[0][0]
+        members = self.degradations[self.rng.integers(len(self.degradations))]
+        return members[self.rng.integers(len(members))]
 
     def batch(self, size: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """(z, y, x) float tensors in [0, 1]: B×3×P×P, B×3×P×P, B×3×sP×sP."""
@@ -172,19 +186,25 @@ class PatchStream(torch.utils.data.IterableDataset):
         batch: int,
         seed: int,
         compress_size: int = COMPRESS_SIZE,
+        degradations: Sequence[str] = ("paper",),
     ) -> None:
         super().__init__()
         self.photos, self.scale, self.patch, self.batch, self.seed = (
             photos, scale, patch, batch, seed
         )  # fmt: skip
-        self.compress_size = compress_size
+        self.compress_size, self.degradations = compress_size, tuple(degradations)
 
     def __iter__(self):
         info = torch.utils.data.get_worker_info()
         worker = info.id if info is not None else 0
         seed = int(np.random.SeedSequence([self.seed, worker]).generate_state(1)[0])
         sampler = PatchSampler(
-            self.photos, self.scale, self.patch, seed=seed, compress_size=self.compress_size
+            self.photos,
+            self.scale,
+            self.patch,
+            seed=seed,
+            compress_size=self.compress_size,
+            degradations=self.degradations,
         )
         while True:
             yield sampler.batch(self.batch)

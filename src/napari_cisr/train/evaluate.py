@@ -3,19 +3,28 @@
 For every held-out photo: ground truth = the photo downscaled ``downscale``× (clean), LR =
 antialiased bicubic ÷ s, z = LR through each compression configuration; the output is rounded
 to uint8 and scored by PSNR/SSIM on Y (BT.601) with ``scale`` pixels shaved, next to plain
-bicubic upscaling of z (Pillow, antialiased bicubic like MATLAB's ``imresize``).
+bicubic upscaling of z (Pillow, antialiased bicubic like MATLAB's ``imresize``). A named
+``degradation`` replaces the LR and z steps with what phones and social-media sites do (other
+kernels, 4:4:4 chroma, double compression: ``napari_cisr.degrade.DEGRADATIONS``).
 """
 
 from __future__ import annotations
 
 import logging
+import zlib
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
-from napari_cisr.degrade import TRAIN_CONFIGS, Codec, bicubic_downscale, compress, config_name
+from napari_cisr.degrade import (
+    TRAIN_CONFIGS,
+    Codec,
+    Degradation,
+    config_name,
+    mixture,
+)
 from napari_cisr.inference import super_resolve
 from napari_cisr.metrics import psnr_y, ssim_y
 from napari_cisr.train.data import list_photos, load_clean_photo
@@ -69,19 +78,35 @@ def evaluation_pairs(
     scale: int,
     configs: Sequence[tuple[Codec, int]],
     downscale: int = 3,
+    degradation: str = "paper",
 ) -> Iterator[tuple[Path, str, np.ndarray, np.ndarray]]:
     """The protocol's inputs: (photo, config label, truth, z) for every photo × configuration.
 
     truth = the photo downscaled ``downscale``× (uint8 H×W×3, cut to multiples of ``scale``);
-    z = truth downscaled ÷``scale`` (antialiased bicubic) through the codec (uint8).
+    z = truth downscaled ÷``scale`` through the codec (uint8), as the named ``degradation``
+    (:data:`~napari_cisr.degrade.DEGRADATIONS`; "paper": antialiased bicubic, 4:2:0) does it.
+    Where the name holds several, each photo × configuration takes one, the same on every run
+    (:func:`degradation_for`).
     """
+    choices = mixture(degradation)
     for path in map(Path, photos):
         truth = load_clean_photo(path, downscale)
         height, width = (truth.shape[0] // scale) * scale, (truth.shape[1] // scale) * scale
         truth = truth[:height, :width]
-        clean_lr = bicubic_downscale(truth, scale)
+        clean_lr = {}  # one downscale per kernel of the mixture
         for codec, quality in configs:
-            yield path, config_name(codec, quality), truth, compress(clean_lr, codec, quality)
+            label = config_name(codec, quality)
+            chosen = degradation_for(choices, path.name, label)
+            key = (chosen.kernel, chosen.antialias)
+            if key not in clean_lr:
+                clean_lr[key] = chosen.downscale(truth, scale)
+            yield path, label, truth, chosen.compress(clean_lr[key], codec, quality)
+
+
+def degradation_for(choices: Sequence[Degradation], photo: str, label: str) -> Degradation:
+    """The member of a degradation mixture that ``photo`` under ``label`` gets: a hash of the
+    two names (CRC-32), so every run and every method sees the same inputs."""
+    return choices[zlib.crc32(f"{photo}/{label}".encode()) % len(choices)]
 
 
 def evaluate(
@@ -94,11 +119,12 @@ def evaluate(
     iterations: int | None = None,
     precision: str = "auto",
     self_ensemble: bool = False,
+    degradation: str = "paper",
 ) -> dict:
     """Score ``model`` and bicubic on every photo × configuration.
 
     ``device``, ``iterations``, ``precision`` and ``self_ensemble`` are passed to
-    :func:`napari_cisr.super_resolve`.
+    :func:`napari_cisr.super_resolve`; ``degradation`` to :func:`evaluation_pairs`.
 
     Returns
     -------
@@ -119,7 +145,8 @@ def evaluate(
     rows: dict[str, dict[str, list[float]]] = {}
     per_photo: dict[str, dict[str, dict[str, float]]] = {}
     last_label = config_name(*configs[-1]) if configs else None  # a photo is done after it
-    for path, label, truth, z in evaluation_pairs(photos, scale, configs, downscale):
+    pairs = evaluation_pairs(photos, scale, configs, downscale, degradation)
+    for path, label, truth, z in pairs:
         output = super_resolve(
             z,
             scale=scale,
@@ -154,6 +181,7 @@ def evaluate(
         "model": str(model),
         "photos": [label_of[p] for p in photos],
         "downscale": downscale,
+        "degradation": degradation,
         # What "auto" resolved to on this machine: bfloat16 and float32 differ by ~0.003 dB.
         "precision": str(resolve_precision(precision, resolve_device(device))).split(".")[-1],
         "self_ensemble": self_ensemble,
@@ -191,6 +219,11 @@ def format_table(report: dict) -> str:
     lines = [
         f"x{report['scale']}, model {report['model']}"
         + (", x8 self-ensemble" if report.get("self_ensemble") else "")
+        + (
+            f", {report['degradation']} degradation"
+            if report.get("degradation", "paper") != "paper"
+            else ""
+        )
         + f", {len(report['photos'])} photos",
         "",
         "| config | bicubic PSNR / SSIM | CISR PSNR / SSIM | gain (dB) |",

@@ -7,13 +7,14 @@ import logging
 import math
 import os
 import time
+import zipfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from napari_cisr.degrade import Codec, bicubic_downscale, compress
+from napari_cisr.degrade import Codec, bicubic_downscale, compress, mixture
 from napari_cisr.metrics import psnr_y
 from napari_cisr.model import CISRPSI, CISRConfig, build_model, variant_config
 from napari_cisr.model.backbone import load_into_larger
@@ -91,6 +92,10 @@ class TrainConfig:
     exclude: list[str] = field(default_factory=list)
     validation: list[str] = field(default_factory=list)
     downscale: int = 3
+    #: How each patch's LR input is made: names in ``napari_cisr.degrade.DEGRADATIONS``
+    #: ("paper": antialiased bicubic, 4:2:0; "realistic": other kernels, 4:4:4 chroma, double
+    #: compression), drawn uniformly per patch. Validation keeps the paper's.
+    degradations: list[str] = field(default_factory=lambda: ["paper"])
     #: The training photos are also used downscaled by these factors: the same scenes at other
     #: scales, more varied patches from a few photos (validation stays at ``downscale``).
     extra_downscales: list[int] = field(default_factory=list)
@@ -118,7 +123,23 @@ class TrainConfig:
     overrides: dict = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        _distance_function(self.distance)  # refuse a bad config before any photo is loaded
+        # Refuse a bad config before any photo is loaded, naming the field.
+        _distance_function(self.distance)
+        for name in self.degradations:
+            mixture(name)
+        if self.scale not in (2, 3, 4):
+            raise ValueError(f"scale must be 2, 3 or 4, got {self.scale}")
+        positive = ("steps", "batch", "patch", "downscale", "validate_every", "checkpoint_every")
+        for name in positive:
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
+        for name in ("warmup", "workers", "threads", "validation_crop"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must not be negative, got {getattr(self, name)}")
+        if not 0 <= self.lr_min <= self.lr:
+            raise ValueError(f"need 0 <= lr_min <= lr, got lr {self.lr}, lr_min {self.lr_min}")
+        if any(factor < 1 for factor in self.extra_downscales):
+            raise ValueError(f"extra_downscales must be at least 1, got {self.extra_downscales}")
 
     @classmethod
     def from_json(cls, path: str | Path) -> TrainConfig:
@@ -239,7 +260,8 @@ def train(cfg: TrainConfig) -> Path:
 
     The output folder holds ``last.pt`` (resumable checkpoint: model, optimiser, step, RNG),
     ``best.safetensors`` (the best validation PSNR so far; a run with ``init`` validates those
-    weights first, at step 0, so they are the score to beat), ``train_config.json`` and
+    weights first, at step 0, so they are the score to beat), ``last.safetensors`` (the weights
+    of the last step, written when the run completes), ``train_config.json`` and
     ``log.jsonl`` (one record per validation: step, loss, validation PSNR, seconds since the
     start and, of those, seconds spent waiting for training batches).
     """
@@ -258,10 +280,19 @@ def train(cfg: TrainConfig) -> Path:
     step, best = 0, -math.inf
     checkpoint = out / "last.pt"
     if checkpoint.exists():
-        state = torch.load(checkpoint, map_location=device, weights_only=True)
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        step, best = int(state["step"]), float(state["best"])
+        try:
+            state = torch.load(checkpoint, map_location=device, weights_only=True)
+            model.load_state_dict(state["model"])
+            optimizer.load_state_dict(state["optimizer"])
+            step, best = int(state["step"]), float(state["best"])
+        except Exception as error:  # truncated, another run's network, not a checkpoint at all
+            if not zipfile.is_zipfile(checkpoint):  # torch.save writes a zip archive
+                reason = "not a PyTorch checkpoint: truncated, or another kind of file"
+            else:
+                reason = (str(error).strip().splitlines() or [type(error).__name__])[0][:160]
+            raise ValueError(
+                f"{checkpoint}: cannot resume from it ({reason}); move it away to start over"
+            ) from None
         log.info("resumed %s at step %d (best %.3f dB)", checkpoint, step, best)
     elif cfg.init:
         _, init_state = read_weights(cfg.init)
@@ -290,15 +321,19 @@ def train(cfg: TrainConfig) -> Path:
     seed = cfg.seed * 1_000_003 + step
     if cfg.workers > 0:
         loader = torch.utils.data.DataLoader(
-            PatchStream(photos, cfg.scale, cfg.patch, cfg.batch, seed, cfg.compress_size),
+            PatchStream(
+                photos, cfg.scale, cfg.patch, cfg.batch, seed, cfg.compress_size,
+                cfg.degradations,
+            ),
             batch_size=None, num_workers=cfg.workers, pin_memory=device.type == "cuda",
             prefetch_factor=4, persistent_workers=True,
         )  # fmt: skip
         batches = iter(loader)
     else:
         sampler = PatchSampler(
-            photos, cfg.scale, cfg.patch, seed=seed, compress_size=cfg.compress_size
-        )
+            photos, cfg.scale, cfg.patch, seed=seed, compress_size=cfg.compress_size,
+            degradations=cfg.degradations,
+        )  # fmt: skip
         batches = iter(lambda: sampler.batch(cfg.batch), None)
     if device.type == "cuda":
         # Fixed patch shapes: let cuDNN pick the fastest convolution algorithms once.
@@ -361,4 +396,7 @@ def train(cfg: TrainConfig) -> Path:
             os.replace(tmp, checkpoint)
     if not val_pairs:
         save_weights(model, out / "best.safetensors")
+    # The final weights too: a run whose validation protocol is not the one it trains for (a
+    # degradation mixture) is judged on the held-out set, not by its best validation step.
+    save_weights(model, out / "last.safetensors")
     return out / "best.safetensors"
