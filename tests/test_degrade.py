@@ -21,7 +21,7 @@ from napari_cisr.degrade import (
     mixture,
 )
 from napari_cisr.train.data import PatchSampler
-from napari_cisr.train.evaluate import degradation_for, evaluation_pairs
+from napari_cisr.train.evaluate import degradation_for, degradation_means, evaluation_pairs
 from napari_cisr.train.loop import TrainConfig
 
 
@@ -161,3 +161,25 @@ def test_eval_refuses_an_unknown_degradation_in_one_line(tmp_path):
     )  # fmt: skip
     assert result.returncode == 2
     assert "invalid choice: 'instagram'" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_a_mixtures_report_is_broken_down_by_member():
+    labels = [config_name(c, q) for c, q in TRAIN_CONFIGS]
+    per_photo = {
+        f"folder/photo{i}.png": {label: {"gain": float(i - j)} for j, label in enumerate(labels)}
+        for i in range(6)
+    }
+    report = {"degradation": "realistic", "per_photo": per_photo}
+    members = degradation_means(report)
+    assert sum(row["pairs"] for row in members.values()) == 60
+    names = {d: name for name, (d, *more) in DEGRADATIONS.items() if not more}
+    for name, row in members.items():
+        gains = [
+            scores["gain"]
+            for photo, rows in per_photo.items()
+            for label, scores in rows.items()
+            if names[degradation_for(mixture("realistic"), photo.split("/")[-1], label)] == name
+        ]
+        assert row["gain"] == pytest.approx(np.mean(gains))
+        assert row["below_bicubic"] == sum(g < 0 for g in gains)
+    assert degradation_means({"degradation": "paper", "per_photo": per_photo}) == {}

@@ -19,6 +19,7 @@ import numpy as np
 from PIL import Image
 
 from napari_cisr.degrade import (
+    DEGRADATIONS,
     TRAIN_CONFIGS,
     Codec,
     Degradation,
@@ -101,6 +102,30 @@ def evaluation_pairs(
             if key not in clean_lr:
                 clean_lr[key] = chosen.downscale(truth, scale)
             yield path, label, truth, chosen.compress(clean_lr[key], codec, quality)
+
+
+def degradation_means(report: dict) -> dict[str, dict[str, float]]:
+    """Per member of a report's degradation mixture (``napari-cisr eval --degradation
+    realistic``): how many photo × configuration pairs it made, their mean gain and how many of
+    them are below bicubic. Empty for a single degradation. Works on saved reports too: the
+    member of each pair is a function of the names (:func:`degradation_for`)."""
+    choices = mixture(report.get("degradation", "paper"))
+    if len(choices) < 2 or not report.get("per_photo"):
+        return {}
+    names = {members[0]: name for name, members in DEGRADATIONS.items() if len(members) == 1}
+    gains: dict[str, list[float]] = {}
+    for photo, rows in report["per_photo"].items():
+        for label, row in rows.items():
+            name = names[degradation_for(choices, Path(photo).name, label)]
+            gains.setdefault(name, []).append(row["gain"])
+    return {
+        name: {
+            "pairs": len(values),
+            "gain": float(np.mean(values)),
+            "below_bicubic": int(np.sum(np.array(values) < 0)),
+        }
+        for name, values in sorted(gains.items())
+    }
 
 
 def degradation_for(choices: Sequence[Degradation], photo: str, label: str) -> Degradation:
@@ -189,6 +214,8 @@ def evaluate(
     }
     report = summarise(report)
     report["sources"] = source_means(per_photo, {label_of[p]: photo_source(p) for p in photos})
+    if members := degradation_means({**report, "per_photo": per_photo}):
+        report["degradations"] = members
     # After the means, so that a saved report reads summary first; summarise() leaves it alone.
     report["per_photo"] = per_photo
     return report
@@ -250,6 +277,17 @@ def format_table(report: dict) -> str:
         for source, row in sources.items():
             lines.append(
                 f"| {source} | {row['photos']} | {row['gain']:+.2f} | {row['least_gain']:+.2f} |"
+            )
+    members = report.get("degradations")
+    if members:
+        lines += [
+            "",
+            "| degradation | pairs | mean gain (dB) | pairs below bicubic |",
+            "| --- | --- | --- | --- |",
+        ]
+        for name, row in members.items():
+            lines.append(
+                f"| {name} | {row['pairs']} | {row['gain']:+.2f} | {row['below_bicubic']} |"
             )
     per_photo = report.get("per_photo")  # absent from reports saved before it existed
     if per_photo:
