@@ -39,7 +39,7 @@ PRETRAINED: dict[str, WeightSpec] = {
         variant="lite",
         scale=2,
         filename="lite-x2.safetensors",
-        sha256="9bca4c476607f574a0e4e9456a2f9bd70068bf374fa31ad019f4cd41d1467e46",
+        sha256="659b3989ff793f8adf7ff4d961e95efac193c93f7b85d645f9a7a66bc8effefd",
         description=(
             "configs/lite-x2.json (1800 steps), lite-x2-stage2.json (best at 900), then "
             "lite-x2-stage3.json (best at 1250), then "
@@ -49,7 +49,10 @@ PRETRAINED: dict[str, WeightSpec] = {
             "lite-x2-stage10.json (best at 700), then grown to 12 RCABs per module on a GPU by "
             "lite-x2-stage17.json (best at 750), then fine-tuned on the broad training set by "
             "lite-x2-stage24.json (best at 300), then on the broad set grown to 249 photos by "
-            "lite-x2-stage25.json (best at 500; docs/models.md)"
+            "lite-x2-stage25.json (best at 500), then with half its patches degraded as phones "
+            "and social-media sites do by lite-x2-stage26.json (final step, 600), then on the "
+            "broad set grown to 315 photos by lite-x2-stage27.json (final step, 600; "
+            "docs/models.md)"
         ),
     ),
     "lite-x3": WeightSpec(
