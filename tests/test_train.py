@@ -308,7 +308,12 @@ def test_shipped_training_configs_are_valid(path, heldout_photos):
 
 @pytest.mark.parametrize(
     ("content", "problem"),
-    [({"distance": "huber"}, "distance must be one of"), ({"distanse": "l2"}, "distanse")],
+    [
+        ({"distance": "huber"}, "distance must be one of"),
+        ({"distanse": "l2"}, "distanse"),
+        ({"synthetic_share": 1.0}, "synthetic_share must be in [0, 1), got 1.0"),
+        ({"synthetic_images": 0}, "synthetic_images must be at least 1, got 0"),
+    ],
 )
 def test_a_bad_training_config_is_refused_naming_its_file(tmp_path, content, problem):
     path = tmp_path / "bad-config.json"

@@ -89,6 +89,17 @@ def to_tensor(images: Sequence[np.ndarray]) -> torch.Tensor:
     return torch.from_numpy(batch).permute(0, 3, 1, 2).contiguous()
 
 
+def compressed_region(patch: int, compress_size: int = COMPRESS_SIZE) -> int:
+    """LR side of the region compressed around each patch: ``compress_size``, or the patch and
+    its grid margin if that is larger (a photo smaller than it gives its short side)."""
+    return max(compress_size, patch + _GRID_MARGIN)
+
+
+def _area_weights(images: Sequence[np.ndarray]) -> np.ndarray:
+    areas = np.array([image.shape[0] * image.shape[1] for image in images], dtype=np.float64)
+    return areas / areas.sum()
+
+
 class PatchSampler:
     """Random (z, y, x) training triples, reproducible from ``seed``.
 
@@ -109,6 +120,11 @@ class PatchSampler:
     degradations : sequence of str
         Names in :data:`~napari_cisr.degrade.DEGRADATIONS` that make each patch's LR and z
         (kernel, chroma, double compression); drawn uniformly, then a member of the name.
+    synthetic : sequence of ndarray
+        Synthetic clean HR images (uint8 H×W×3, e.g. ``train.synthetic.dead_leaves_set``)
+        that ``synthetic_share`` of the patches come from.
+    synthetic_share : float
+        Share of the patches cut from ``synthetic``, in [0, 1); the rest from ``photos``.
     """
 
     def __init__(
@@ -120,18 +136,36 @@ class PatchSampler:
         seed: int = 0,
         compress_size: int = COMPRESS_SIZE,
         degradations: Sequence[str] = ("paper",),
+        synthetic: Sequence[np.ndarray] = (),
+        synthetic_share: float = 0.0,
     ) -> None:
         need = (patch + _GRID_MARGIN) * scale
         self.photos = [p for p in photos if min(p.shape[:2]) >= need]
         if not self.photos:
             raise ValueError(f"no training photo is at least {need} px on its short side")
+        if not 0 <= synthetic_share < 1 or bool(synthetic_share) != bool(len(synthetic)):
+            raise ValueError(
+                "synthetic_share must be in [0, 1), and above 0 exactly when synthetic images "
+                f"are given; got {synthetic_share} with {len(synthetic)} images"
+            )
+        synthetic = [image for image in synthetic if min(image.shape[:2]) >= need]
+        if synthetic_share and not synthetic:
+            raise ValueError(f"no synthetic image is at least {need} px on its short side")
         self.scale, self.patch, self.configs = scale, patch, list(configs)
-        self.compress_size = max(compress_size, patch + _GRID_MARGIN)
+        self.compress_size = compressed_region(patch, compress_size)
         self.rng = np.random.default_rng(seed)
         self.degradations = [mixture(name) for name in degradations]
-        # Sample photos in proportion to their area, so every pixel is equally likely.
-        areas = np.array([p.shape[0] * p.shape[1] for p in self.photos], dtype=np.float64)
-        self.photo_probs = areas / areas.sum()
+        # Sample photos in proportion to their area, so every pixel is equally likely; the
+        # synthetic images likewise among themselves, with synthetic_share of the draws.
+        self.photo_probs = _area_weights(self.photos)
+        if synthetic:
+            self.photos += synthetic
+            self.photo_probs = np.concatenate(
+                [
+                    self.photo_probs * (1 - synthetic_share),
+                    _area_weights(synthetic) * synthetic_share,
+                ]
+            )
 
     def sample(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """One (z, y, x): uint8 LR compressed, LR clean (patch×patch×3), HR (s·patch)²×3."""
@@ -187,12 +221,15 @@ class PatchStream(torch.utils.data.IterableDataset):
         seed: int,
         compress_size: int = COMPRESS_SIZE,
         degradations: Sequence[str] = ("paper",),
+        synthetic: Sequence[np.ndarray] = (),
+        synthetic_share: float = 0.0,
     ) -> None:
         super().__init__()
         self.photos, self.scale, self.patch, self.batch, self.seed = (
             photos, scale, patch, batch, seed
         )  # fmt: skip
         self.compress_size, self.degradations = compress_size, tuple(degradations)
+        self.synthetic, self.synthetic_share = list(synthetic), synthetic_share
 
     def __iter__(self):
         info = torch.utils.data.get_worker_info()
@@ -205,6 +242,8 @@ class PatchStream(torch.utils.data.IterableDataset):
             seed=seed,
             compress_size=self.compress_size,
             degradations=self.degradations,
+            synthetic=self.synthetic,
+            synthetic_share=self.synthetic_share,
         )
         while True:
             yield sampler.batch(self.batch)

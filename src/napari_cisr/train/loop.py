@@ -22,11 +22,13 @@ from napari_cisr.train.data import (
     COMPRESS_SIZE,
     PatchSampler,
     PatchStream,
+    compressed_region,
     list_photos,
     load_clean_photo,
     load_training_photos,
     to_tensor,
 )
+from napari_cisr.train.synthetic import dead_leaves_set
 from napari_cisr.weights import save_weights
 
 log = logging.getLogger(__name__)
@@ -99,6 +101,12 @@ class TrainConfig:
     #: The training photos are also used downscaled by these factors: the same scenes at other
     #: scales, more varied patches from a few photos (validation stays at ``downscale``).
     extra_downscales: list[int] = field(default_factory=list)
+    #: Share of the patches cut from synthetic textured dead-leaves images (Achddou et al.
+    #: 2021; ``train.synthetic``) instead of photos: 0 = photos only.
+    synthetic_share: float = 0.0
+    #: How many synthetic images are generated, once per run from ``seed`` and coloured from
+    #: the training photos, when ``synthetic_share`` > 0; each is 1.5 compressed regions wide.
+    synthetic_images: int = 64
     output: str = "runs/lite-x2"
     seed: int = 0
     threads: int = 0
@@ -138,6 +146,10 @@ class TrainConfig:
                 raise ValueError(f"{name} must not be negative, got {getattr(self, name)}")
         if not 0 <= self.lr_min <= self.lr:
             raise ValueError(f"need 0 <= lr_min <= lr, got lr {self.lr}, lr_min {self.lr_min}")
+        if not 0 <= self.synthetic_share < 1:
+            raise ValueError(f"synthetic_share must be in [0, 1), got {self.synthetic_share}")
+        if self.synthetic_images < 1:
+            raise ValueError(f"synthetic_images must be at least 1, got {self.synthetic_images}")
         if any(factor < 1 for factor in self.extra_downscales):
             raise ValueError(f"extra_downscales must be at least 1, got {self.extra_downscales}")
 
@@ -317,13 +329,21 @@ def train(cfg: TrainConfig) -> Path:
         len(train_paths), [cfg.downscale, *cfg.extra_downscales], [p.name for p in train_paths],
     )  # fmt: skip
     photos = load_training_photos(train_paths, [cfg.downscale, *cfg.extra_downscales])
+    synthetic = []
+    if cfg.synthetic_share:
+        side = compressed_region(cfg.patch, cfg.compress_size) * cfg.scale * 3 // 2
+        synthetic = dead_leaves_set(cfg.synthetic_images, side, photos, cfg.seed)
+        log.info(
+            "%d synthetic dead-leaves images of %d² px for %.0f %% of the patches",
+            len(synthetic), side, 100 * cfg.synthetic_share,
+        )  # fmt: skip
     # Reseed from the step so that a resumed run draws new patches rather than replaying.
     seed = cfg.seed * 1_000_003 + step
     if cfg.workers > 0:
         loader = torch.utils.data.DataLoader(
             PatchStream(
                 photos, cfg.scale, cfg.patch, cfg.batch, seed, cfg.compress_size,
-                cfg.degradations,
+                cfg.degradations, synthetic, cfg.synthetic_share,
             ),
             batch_size=None, num_workers=cfg.workers, pin_memory=device.type == "cuda",
             prefetch_factor=4, persistent_workers=True,
@@ -332,7 +352,8 @@ def train(cfg: TrainConfig) -> Path:
     else:
         sampler = PatchSampler(
             photos, cfg.scale, cfg.patch, seed=seed, compress_size=cfg.compress_size,
-            degradations=cfg.degradations,
+            degradations=cfg.degradations, synthetic=synthetic,
+            synthetic_share=cfg.synthetic_share,
         )  # fmt: skip
         batches = iter(lambda: sampler.batch(cfg.batch), None)
     if device.type == "cuda":
