@@ -59,7 +59,7 @@ PRETRAINED: dict[str, WeightSpec] = {
         variant="lite",
         scale=3,
         filename="lite-x3.safetensors",
-        sha256="0d10916cf3a618249e842e0bc66c737b6427f49ac426fb9397079c5b7a5b5526",
+        sha256="07b8b353e30bea941185dcb125517ea079df639b28744ec6b291530f68fc4809",
         description=(
             "configs/lite-x3.json (1000 steps), lite-x3-stage2.json (best at 2000), then "
             "lite-x3-stage3.json on a GPU (best at 250), "
@@ -70,14 +70,16 @@ PRETRAINED: dict[str, WeightSpec] = {
             "lite-x3-stage9.json (best at 1100), then grown to 12 RCABs per module by "
             "lite-x3-stage10.json (best at 1000), then fine-tuned on the broad training set by "
             "lite-x3-stage11.json (best at 400), then on the broad set grown to 249 photos by "
-            "lite-x3-stage12.json (best at 500; docs/models.md)"
+            "lite-x3-stage12.json (best at 500), then on the broad set grown to 315 photos "
+            "with half its patches degraded as phones and social-media sites do by "
+            "lite-x3-stage13.json (final step, 500; docs/models.md)"
         ),
     ),
     "lite-x4": WeightSpec(
         variant="lite",
         scale=4,
         filename="lite-x4.safetensors",
-        sha256="54d4708f943f8f23d52c4ecd4d5fec8b02542bf67f71318c064bfbea5306a961",
+        sha256="cea69b84596bad49c7f3e4c6b108df2d60be537dff6d8f9cde321b88aefe6bec",
         description=(
             "configs/lite-x4.json (1000 CPU steps), then lite-x4-stage2.json on a GPU "
             "(best at 500), then lite-x4-stage3.json with more photos (best at 1250) and "
@@ -87,8 +89,9 @@ PRETRAINED: dict[str, WeightSpec] = {
             "lite-x4-stage7.json (best at 2000) and lite-x4-stage8.json (best at 400), then "
             "fine-tuned with the squared error by lite-x4-stage10.json (best at 300), then "
             "fine-tuned on the broad training set by lite-x4-stage11.json (best at 500), then "
-            "on the broad set grown to 249 photos by lite-x4-stage12.json (best at 500; "
-            "docs/models.md)"
+            "on the broad set grown to 249 photos by lite-x4-stage12.json (best at 500), then "
+            "on the broad set grown to 315 photos with half its patches degraded as phones and "
+            "social-media sites do by lite-x4-stage13.json (final step, 400; docs/models.md)"
         ),
     ),
 }
