@@ -79,7 +79,7 @@ PRETRAINED: dict[str, WeightSpec] = {
         variant="lite",
         scale=4,
         filename="lite-x4.safetensors",
-        sha256="cea69b84596bad49c7f3e4c6b108df2d60be537dff6d8f9cde321b88aefe6bec",
+        sha256="32eef5eaf0a5afdb529ed4a62e98bd69a090f4523800aae99c38b05db6c575e0",
         description=(
             "configs/lite-x4.json (1000 CPU steps), then lite-x4-stage2.json on a GPU "
             "(best at 500), then lite-x4-stage3.json with more photos (best at 1250) and "
@@ -91,7 +91,9 @@ PRETRAINED: dict[str, WeightSpec] = {
             "fine-tuned on the broad training set by lite-x4-stage11.json (best at 500), then "
             "on the broad set grown to 249 photos by lite-x4-stage12.json (best at 500), then "
             "on the broad set grown to 315 photos with half its patches degraded as phones and "
-            "social-media sites do by lite-x4-stage13.json (final step, 400; docs/models.md)"
+            "social-media sites do by lite-x4-stage13.json (final step, 400), then with a "
+            "quarter of its patches from synthetic dead-leaves images by lite-x4-stage14.json "
+            "(final step, 400; docs/models.md)"
         ),
     ),
 }
