@@ -39,7 +39,7 @@ PRETRAINED: dict[str, WeightSpec] = {
         variant="lite",
         scale=2,
         filename="lite-x2.safetensors",
-        sha256="659b3989ff793f8adf7ff4d961e95efac193c93f7b85d645f9a7a66bc8effefd",
+        sha256="30621dc4544843fd7e0dcd1de02aecf6adf90efa00927201583e4e4983aa9894",
         description=(
             "configs/lite-x2.json (1800 steps), lite-x2-stage2.json (best at 900), then "
             "lite-x2-stage3.json (best at 1250), then "
@@ -51,8 +51,9 @@ PRETRAINED: dict[str, WeightSpec] = {
             "lite-x2-stage24.json (best at 300), then on the broad set grown to 249 photos by "
             "lite-x2-stage25.json (best at 500), then with half its patches degraded as phones "
             "and social-media sites do by lite-x2-stage26.json (final step, 600), then on the "
-            "broad set grown to 315 photos by lite-x2-stage27.json (final step, 600; "
-            "docs/models.md)"
+            "broad set grown to 315 photos by lite-x2-stage27.json (final step, 600), then "
+            "with a quarter of its patches from synthetic dead-leaves images by "
+            "lite-x2-stage28.json (final step, 600; docs/models.md)"
         ),
     ),
     "lite-x3": WeightSpec(
