@@ -54,6 +54,20 @@ def test_degradations_keep_shape_and_dtype():
         parse_config("png-q3")
 
 
+def test_the_compressions_drawn_are_the_configured_ones():
+    assert TrainConfig().compressions == [config_name(c, q) for c, q in TRAIN_CONFIGS]
+    rng = np.random.default_rng(1)
+    # Noise in 10-px cells: structure JPEG q95 keeps (pixel noise loses its chroma to 4:2:0).
+    cells = rng.integers(0, 255, (20, 18, 3), dtype=np.uint8)
+    photos = [np.kron(cells, np.ones((10, 10, 1), dtype=np.uint8))]
+    errors = {}
+    for quality in (10, 95):
+        sampler = PatchSampler(photos, scale=2, patch=24, seed=7, configs=[("jpeg", quality)])
+        z, y, _ = sampler.batch(8)
+        errors[quality] = (z - y).abs().mean().item()
+    assert errors[95] < 0.5 * errors[10]
+
+
 def test_sampler_is_reproducible_and_shapes_follow_the_scale():
     rng = np.random.default_rng(1)
     photos = [rng.integers(0, 255, (200, 180, 3), dtype=np.uint8)]
@@ -313,6 +327,9 @@ def test_shipped_training_configs_are_valid(path, heldout_photos):
         ({"distanse": "l2"}, "distanse"),
         ({"synthetic_share": 1.0}, "synthetic_share must be in [0, 1), got 1.0"),
         ({"synthetic_images": 0}, "synthetic_images must be at least 1, got 0"),
+        ({"compressions": ["jpeg-q10", "png-q5"]}, "bad compression config 'png-q5'"),
+        ({"compressions": ["webp-q101"]}, "quality must be in 1-100, got 'webp-q101'"),
+        ({"compressions": []}, "compressions must name at least one"),
     ],
 )
 def test_a_bad_training_config_is_refused_naming_its_file(tmp_path, content, problem):

@@ -14,7 +14,15 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from napari_cisr.degrade import Codec, bicubic_downscale, compress, mixture
+from napari_cisr.degrade import (
+    TRAIN_CONFIGS,
+    Codec,
+    bicubic_downscale,
+    compress,
+    config_name,
+    mixture,
+    parse_config,
+)
 from napari_cisr.metrics import psnr_y
 from napari_cisr.model import CISRPSI, CISRConfig, build_model, variant_config
 from napari_cisr.model.backbone import load_into_larger
@@ -98,6 +106,12 @@ class TrainConfig:
     #: ("paper": antialiased bicubic, 4:2:0; "realistic": other kernels, 4:4:4 chroma, double
     #: compression), drawn uniformly per patch. Validation keeps the paper's.
     degradations: list[str] = field(default_factory=lambda: ["paper"])
+    #: The compression configurations each patch's LR input is drawn from, uniformly, as
+    #: ``napari-cisr eval --configs`` labels ("jpeg-q10", "webp-q5"); default: the paper's
+    #: ten. Lighter ones (what most users' photos have) may be added; validation keeps its five.
+    compressions: list[str] = field(
+        default_factory=lambda: [config_name(codec, quality) for codec, quality in TRAIN_CONFIGS]
+    )
     #: The training photos are also used downscaled by these factors: the same scenes at other
     #: scales, more varied patches from a few photos (validation stays at ``downscale``).
     extra_downscales: list[int] = field(default_factory=list)
@@ -135,6 +149,12 @@ class TrainConfig:
         _distance_function(self.distance)
         for name in self.degradations:
             mixture(name)
+        if not self.compressions:
+            raise ValueError("compressions must name at least one configuration")
+        for label in self.compressions:
+            quality = parse_config(label)[1]
+            if not 1 <= quality <= 100:
+                raise ValueError(f"compression quality must be in 1-100, got {label!r}")
         if self.scale not in (2, 3, 4):
             raise ValueError(f"scale must be 2, 3 or 4, got {self.scale}")
         positive = ("steps", "batch", "patch", "downscale", "validate_every", "checkpoint_every")
@@ -354,6 +374,7 @@ def train(cfg: TrainConfig) -> Path:
             photos, cfg.scale, cfg.patch, seed=seed, compress_size=cfg.compress_size,
             degradations=cfg.degradations, synthetic=synthetic,
             synthetic_share=cfg.synthetic_share,
+            configs=[parse_config(label) for label in cfg.compressions],
         )  # fmt: skip
         batches = iter(lambda: sampler.batch(cfg.batch), None)
     if device.type == "cuda":
