@@ -164,6 +164,7 @@ def test_batch_is_quiet_when_the_dashboard_port_is_taken(tmp_path, capfd, fresh_
         (["--batch", "0"], "batch must be at least 1, got 0"),
         (["--steps", "-3"], "steps must be at least 1, got -3"),
         (["--lr", "-0.1"], "need 0 <= lr_min <= lr"),
+        (["--compressions", "jpeg-q90", "jpg-q80"], "bad compression config 'jpg-q80'"),
     ],
 )
 def test_bad_training_options_are_refused_in_one_line_before_any_photo(tmp_path, args, named):

@@ -73,6 +73,11 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
         choices=("l1", "l2", "psnr"),
         help="Eq. (8) distance: l1 (paper), l2 or psnr (per-patch log squared error; fine-tuning)",
     )
+    p.add_argument(
+        "--compressions",
+        nargs="+",
+        help="configurations patches are drawn from, e.g. jpeg-q10 webp-q80 (default: the ten)",
+    )
     p.add_argument("--data", nargs="+", help="folders (or files) of HR photos")
     p.add_argument("--validation", nargs="+", help="held-out photos for checkpoint selection")
     p.add_argument(
