@@ -35,7 +35,14 @@ from pathlib import Path
 
 import numpy as np
 
-from napari_cisr.degrade import DEGRADATIONS, TRAIN_CONFIGS, bicubic_downscale, config_name
+from napari_cisr.degrade import (
+    DEGRADATIONS,
+    TRAIN_CONFIGS,
+    Codec,
+    bicubic_downscale,
+    config_name,
+    parse_config,
+)
 from napari_cisr.inference import super_resolve
 from napari_cisr.metrics import psnr_y
 from napari_cisr.train.data import list_photos, load_clean_photo
@@ -250,9 +257,11 @@ def benchmark(
     downscale: int = 3,
     threads: int = 2,
     degradation: str = "paper",
+    configs: Sequence[tuple[Codec, int]] = TRAIN_CONFIGS,
 ) -> dict:
     """Score bicubic, napari-cisr and every peer on every photo × configuration × scale, the
-    inputs made by the named ``degradation`` (``napari-cisr eval --degradation``).
+    inputs made by the named ``degradation`` (``napari-cisr eval --degradation``) and
+    compressed by each of ``configs`` (default: the paper's ten).
 
     Returns
     -------
@@ -266,7 +275,7 @@ def benchmark(
     torch.set_num_threads(threads)
     wheels = fetch_wheels(peers)
     report: dict = {
-        "protocol": f"ten configurations, photos ÷{downscale}, Y-PSNR shaved by s",
+        "protocol": f"{len(configs)} configurations, photos ÷{downscale}, Y-PSNR shaved by s",
         "degradation": degradation,
         "threads": threads,
         "photos": {str(p): photo_source(p) for p in photos},
@@ -286,8 +295,8 @@ def benchmark(
         psnr: dict[str, dict[str, dict[str, float]]] = defaultdict(lambda: defaultdict(dict))
         seconds: dict[str, float] = defaultdict(float)
         lr_pixels = 0
-        first_label = config_name(*TRAIN_CONFIGS[0])
-        pairs = evaluation_pairs(photos, scale, TRAIN_CONFIGS, downscale, degradation)
+        first_label = config_name(*configs[0])
+        pairs = evaluation_pairs(photos, scale, configs, downscale, degradation)
         for path, label, truth, z in pairs:
             lr_pixels += z.shape[0] * z.shape[1]
             psnr["bicubic"][str(path)][label] = psnr_y(bicubic_upscale(z, scale), truth, scale)
@@ -378,6 +387,9 @@ def main(argv: Sequence[str] | None = None) -> None:
         help="how the LR inputs are made (napari-cisr eval --degradation)",
     )  # fmt: skip
     parser.add_argument(
+        "--configs", nargs="+", help="e.g. jpeg-q90 webp-q75 (default: the paper's ten)"
+    )
+    parser.add_argument(
         "--report", type=Path, help="print the tables of a report written by --json; run nothing"
     )
     parser.add_argument(
@@ -400,6 +412,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     report = benchmark(
         photos, args.scales, peers, args.model, threads=args.threads,
         degradation=args.degradation,
+        configs=[parse_config(label) for label in args.configs] if args.configs else TRAIN_CONFIGS,
     )  # fmt: skip
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
