@@ -60,7 +60,7 @@ PRETRAINED: dict[str, WeightSpec] = {
         variant="lite",
         scale=3,
         filename="lite-x3.safetensors",
-        sha256="07b8b353e30bea941185dcb125517ea079df639b28744ec6b291530f68fc4809",
+        sha256="0ad7b091679110689512fc66cbb2475d7d4a5cb47c2456d878343e502b3fa871",
         description=(
             "configs/lite-x3.json (1000 steps), lite-x3-stage2.json (best at 2000), then "
             "lite-x3-stage3.json on a GPU (best at 250), "
@@ -73,7 +73,9 @@ PRETRAINED: dict[str, WeightSpec] = {
             "lite-x3-stage11.json (best at 400), then on the broad set grown to 249 photos by "
             "lite-x3-stage12.json (best at 500), then on the broad set grown to 315 photos "
             "with half its patches degraded as phones and social-media sites do by "
-            "lite-x3-stage13.json (final step, 500; docs/models.md)"
+            "lite-x3-stage13.json (final step, 500), then with a quarter of its patches from "
+            "synthetic dead-leaves images by lite-x3-stage14.json (final step, 500; "
+            "docs/models.md)"
         ),
     ),
     "lite-x4": WeightSpec(
