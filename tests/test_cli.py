@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import subprocess
 import sys
+import tempfile
 
 import numpy as np
 import pytest
@@ -208,7 +209,7 @@ def test_run_refuses_a_bad_output_path_before_reading_or_computing(
         def refuse(*args, **kwargs):
             raise PermissionError(13, "Permission denied")
 
-        monkeypatch.setattr(napari_cisr.io.tempfile, "mkstemp", refuse)
+        monkeypatch.setattr(tempfile, "mkstemp", refuse)
 
     def never(*args, **kwargs):
         raise AssertionError("the input was read or processed before the output was checked")

@@ -12,9 +12,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
+import napari_cisr
 from napari_cisr import io
+from napari_cisr.io.info import _ijg_table as ijg_table
 
-DATA = Path(io.__file__).parent / "data"
+DATA = Path(napari_cisr.__file__).parent / "data"
 
 
 @pytest.fixture
@@ -194,6 +196,10 @@ def test_read_errors_are_one_line_and_name_the_file(tmp_path, rgb):
     png = (tmp_path / "w.png").read_bytes()
     (tmp_path / "trunc.png").write_bytes(png[: len(png) // 2])
     cases["trunc.png"] = "PNG data"
+    io.write_image(tmp_path / "w16.png", rgb.astype(np.uint16) * 257)  # decoded by libpng
+    png16 = (tmp_path / "w16.png").read_bytes()
+    (tmp_path / "trunc16.png").write_bytes(png16[: len(png16) // 2])
+    cases["trunc16.png"] = "PNG data"
     io.write_image(tmp_path / "t.tif", rgb)
     tif = (tmp_path / "t.tif").read_bytes()
     (tmp_path / "trunc.tif").write_bytes(tif[: len(tif) // 2])
@@ -226,11 +232,11 @@ def test_jpeg_quality_estimate_roundtrips(tmp_path, rgb, quality):
 
 def test_jpeg_quality_estimate_every_quality_and_foreign_table():
     for q in range(1, 101):
-        table = io._ijg_table(q)
+        table = ijg_table(q)
         est, exact = io.estimate_jpeg_quality(table)
         # q=1..3 (and 98..100) give identical clamped tables in places; all else is exact
-        assert exact and np.array_equal(io._ijg_table(est), table)
-    foreign = np.clip(io._ijg_table(80) + np.arange(64) % 3, 1, 255)  # not an IJG table
+        assert exact and np.array_equal(ijg_table(est), table)
+    foreign = np.clip(ijg_table(80) + np.arange(64) % 3, 1, 255)  # not an IJG table
     est, exact = io.estimate_jpeg_quality(foreign)
     assert not exact and 70 <= est <= 85
     with pytest.raises(ValueError, match="64 entries"):

@@ -14,6 +14,7 @@ import dask.array as da
 import numpy as np
 import pytest
 
+import napari_cisr
 from napari_cisr import io
 from napari_cisr._widget import SuperResolveWidget, output_geometry
 
@@ -21,7 +22,7 @@ pytestmark = pytest.mark.napari
 
 PLUGIN = "napari-cisr"
 WIDGET = "Super-resolve compressed image"
-DATA = Path(io.__file__).parent / "data"
+DATA = Path(napari_cisr.__file__).parent / "data"
 TIMEOUT_MS = 900_000  # only a hung worker should reach it, never a slow machine
 
 

@@ -145,12 +145,4 @@ def _zarr_layer(p: Path, name: str) -> LayerData:
 
 
 def _napari_attrs(p: Path) -> dict[str, Any]:
-    import json
-
-    for name in ("zarr.json", ".zattrs"):
-        f = p / name
-        if f.is_file():
-            meta = json.loads(f.read_text())
-            attrs = meta.get("attributes", {}) if name == "zarr.json" else meta
-            return attrs.get("napari", {}) or {}
-    return {}
+    return io.zarr_attrs(p).get("napari", {}) or {}

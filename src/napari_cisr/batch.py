@@ -46,7 +46,6 @@ import logging
 import math
 import os
 import shutil
-import tempfile
 import time
 from collections.abc import Callable, Container, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -312,9 +311,9 @@ def _ome_output(multiscales: dict[str, Any], item: _Item, scale: int) -> dict[st
 
 def _read_job(output: Path) -> dict[str, Any] | None:
     """The ``napari_cisr`` attribute of an existing store (array or group), or None."""
-    from napari_cisr.io import _zarr_attrs
+    from napari_cisr.io import zarr_attrs
 
-    return _zarr_attrs(output).get(ATTR)
+    return zarr_attrs(output).get(ATTR)
 
 
 def _is_zarr(path: Path) -> bool:
@@ -343,12 +342,9 @@ def _create_store(
     """Lay the whole store out in a temporary folder and rename it into place."""
     import zarr
 
-    parent = output.parent
-    tmp = Path(tempfile.mkdtemp(prefix=f".{output.name}.", suffix=".tmp", dir=parent))
-    from napari_cisr.io import default_mode
+    from napari_cisr.io import atomic_target
 
-    os.chmod(tmp, default_mode(is_dir=True))  # the umask's permissions, not mkdtemp's 0700
-    try:
+    with atomic_target(output, overwrite=False, is_dir=True) as tmp:
         state = {"complete": False, "job": job}
         if kind == "array":
             ((path, shape, chunks),) = levels[0]
@@ -379,10 +375,6 @@ def _create_store(
                     attrs["multiscales"] = [{"version": "0.4", **ome}]
             root.attrs.update({**attrs, ATTR: state})
         (tmp / MARKERS).mkdir()
-        tmp.replace(output)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
 
 
 def _set_complete(output: Path, path: str, complete: bool, **extra: Any) -> None:
@@ -1123,9 +1115,9 @@ def run_batch(
             ome = _ome_output(multiscales, items[0], scale) if multiscales is not None else None
             extra: dict[str, Any] = {}
             if multiscales is not None:
-                from napari_cisr.io import _zarr_attrs
+                from napari_cisr.io import zarr_attrs
 
-                attrs = _zarr_attrs(source)
+                attrs = zarr_attrs(source)
                 omero = attrs.get("omero") or attrs.get("ome", {}).get("omero")
                 if omero:
                     extra["omero"] = omero

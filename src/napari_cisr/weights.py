@@ -13,7 +13,6 @@ import hashlib
 import json
 import logging
 import os
-import tempfile
 from importlib import resources
 from pathlib import Path
 
@@ -42,19 +41,14 @@ def save_weights(model: CISRPSI, path: str | Path) -> str:
     """Write ``model`` as safetensors (config in the metadata), atomically; return its sha256."""
     from safetensors.torch import save_file
 
+    from napari_cisr.io import atomic_target
+
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     metadata = {"format": "pt", "cisr_config": json.dumps(model.config.to_dict())}
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-    os.close(fd)
-    try:
-        save_file(state, tmp, metadata=metadata)
-        os.chmod(tmp, 0o644)  # mkstemp makes owner-only files; weights are meant to be shared
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+    with atomic_target(path, overwrite=True) as tmp:
+        save_file(state, os.fspath(tmp), metadata=metadata)
     return sha256_of(path)
 
 

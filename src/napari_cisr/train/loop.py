@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import logging
 import math
-import os
 import time
 import zipfile
 from dataclasses import asdict, dataclass, field
@@ -23,6 +22,7 @@ from napari_cisr.degrade import (
     mixture,
     parse_config,
 )
+from napari_cisr.io import atomic_target
 from napari_cisr.metrics import psnr_y
 from napari_cisr.model import CISRPSI, CISRConfig, build_model, variant_config
 from napari_cisr.model.backbone import load_into_larger
@@ -429,13 +429,12 @@ def train(cfg: TrainConfig) -> Path:
                 model, val_pairs, device, out, step, running, elapsed, best, data_wait
             )
         if step % cfg.checkpoint_every == 0 or step == cfg.steps:
-            tmp = checkpoint.with_suffix(".tmp")
-            torch.save(
-                {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                 "step": step, "best": best},
-                tmp,
-            )  # fmt: skip
-            os.replace(tmp, checkpoint)
+            with atomic_target(checkpoint, overwrite=True) as tmp:
+                torch.save(
+                    {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                     "step": step, "best": best},
+                    tmp,
+                )  # fmt: skip
     if not val_pairs:
         save_weights(model, out / "best.safetensors")
     # The final weights too: a run whose validation protocol is not the one it trains for (a
