@@ -41,7 +41,7 @@ from napari_cisr.degrade import (
     Codec,
     bicubic_downscale,
     config_name,
-    parse_config,
+    parse_configs,
 )
 from napari_cisr.inference import super_resolve
 from napari_cisr.metrics import psnr_y
@@ -412,7 +412,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     report = benchmark(
         photos, args.scales, peers, args.model, threads=args.threads,
         degradation=args.degradation,
-        configs=[parse_config(label) for label in args.configs] if args.configs else TRAIN_CONFIGS,
+        configs=parse_configs(args.configs) if args.configs else TRAIN_CONFIGS,
     )  # fmt: skip
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)

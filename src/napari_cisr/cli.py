@@ -389,12 +389,12 @@ def _add_demo(sub: argparse._SubParsersAction) -> None:
 
 def _cmd_eval(args: argparse.Namespace) -> None:
     _check_options(args)
-    from napari_cisr.degrade import TRAIN_CONFIGS, UNSEEN_JPEG_CONFIGS, parse_config
+    from napari_cisr.degrade import TRAIN_CONFIGS, UNSEEN_JPEG_CONFIGS, parse_configs
     from napari_cisr.io import write_json
     from napari_cisr.train.evaluate import evaluate, format_table
 
     if args.configs:
-        configs = [parse_config(label) for label in args.configs]
+        configs = list(parse_configs(args.configs))
     else:
         configs = list(TRAIN_CONFIGS) + (list(UNSEEN_JPEG_CONFIGS) if args.unseen else [])
     report = evaluate(

@@ -6,6 +6,7 @@ All images here are numpy uint8 arrays, H×W×3 (RGB) or H×W, values 0-255.
 from __future__ import annotations
 
 import io
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -40,16 +41,30 @@ def config_name(codec: str, quality: int) -> str:
 
 
 def parse_config(label: str) -> tuple[Codec, int]:
-    """Inverse of :func:`config_name`; raises ValueError with the accepted form."""
+    """Inverse of :func:`config_name`; raises ValueError with the accepted form.
+
+    Parameters
+    ----------
+    label : str
+        ``"jpeg-q<Q>"`` or ``"webp-q<Q>"``, Q in 1..100 (any case).
+    """
     try:
         codec, quality = label.lower().split("-q")
         if codec not in ("jpeg", "webp"):
             raise ValueError
-        return codec, int(quality)  # type: ignore[return-value]
+        number = int(quality)
     except ValueError:
         raise ValueError(
             f"bad compression config {label!r}; expected e.g. 'jpeg-q10', 'webp-q5'"
         ) from None
+    if not 1 <= number <= 100:
+        raise ValueError(f"compression quality must be in 1-100, got {label!r}")
+    return codec, number  # type: ignore[return-value]
+
+
+def parse_configs(labels: Sequence[str]) -> tuple[tuple[Codec, int], ...]:
+    """:func:`parse_config` of each label: what ``--configs`` and ``compressions`` hold."""
+    return tuple(parse_config(label) for label in labels)
 
 
 def bicubic_downscale(image: np.ndarray, scale: int) -> np.ndarray:

@@ -20,7 +20,7 @@ from napari_cisr.degrade import (
     compress,
     config_name,
     mixture,
-    parse_config,
+    parse_configs,
 )
 from napari_cisr.io import atomic_target
 from napari_cisr.metrics import psnr_y
@@ -151,10 +151,7 @@ class TrainConfig:
             mixture(name)
         if not self.compressions:
             raise ValueError("compressions must name at least one configuration")
-        for label in self.compressions:
-            quality = parse_config(label)[1]
-            if not 1 <= quality <= 100:
-                raise ValueError(f"compression quality must be in 1-100, got {label!r}")
+        parse_configs(self.compressions)
         if self.scale not in (2, 3, 4):
             raise ValueError(f"scale must be 2, 3 or 4, got {self.scale}")
         positive = ("steps", "batch", "patch", "downscale", "validate_every", "checkpoint_every")
@@ -374,7 +371,7 @@ def train(cfg: TrainConfig) -> Path:
             photos, cfg.scale, cfg.patch, seed=seed, compress_size=cfg.compress_size,
             degradations=cfg.degradations, synthetic=synthetic,
             synthetic_share=cfg.synthetic_share,
-            configs=[parse_config(label) for label in cfg.compressions],
+            configs=parse_configs(cfg.compressions),
         )  # fmt: skip
         batches = iter(lambda: sampler.batch(cfg.batch), None)
     if device.type == "cuda":
