@@ -349,7 +349,27 @@ def test_every_control_is_explained_and_resets(make_napari_viewer):
     widget._fields["scale"].value = 4
     widget.params.tile = 256
     widget.reset_button.native.click()
-    assert widget.params.scale == 2 and widget._fields["tile"].value == 0
+    assert widget.params.scale == 2 and widget.params.tile is None
+    assert tile.native.lineEdit().text() == "automatic"
+
+
+def test_tile_means_what_it_means_everywhere(make_napari_viewer, qtbot):
+    """None = automatic and 0 = the whole image in one pass, in the widget as in the library."""
+    viewer = make_napari_viewer()
+    widget = _dock(viewer)
+    tile = widget._fields["tile"]
+    assert widget.params.tile is None
+    tile.native.stepBy(1)  # one step up from "automatic"
+    assert widget.params.tile == 0 and tile.native.lineEdit().text() == "whole image"
+    tile.native.stepBy(1)
+    assert widget.params.tile == 16 and tile.native.lineEdit().text() == "16"
+    from qtpy.QtCore import Qt
+
+    tile.native.lineEdit().setText("automatic")  # typed, then Enter
+    qtbot.keyPress(tile.native, Qt.Key.Key_Return)
+    assert widget.params.tile is None
+    widget.params.tile = 0
+    assert tile.native.lineEdit().text() == "whole image"
 
 
 def test_speed_choice_sets_the_iterations_and_follows_them(make_napari_viewer):

@@ -66,8 +66,10 @@ class SuperResolveParams:
         ``napari-cisr train``); when set it is used instead of ``model``.
     iterations : int
         Unfolding iterations J; 0 means the model's default.
-    tile : int
-        Tile size in input pixels; 0 means automatic.
+    tile : int or None
+        Tile size in input pixels; None (the default) picks one that fits the memory, 0 runs
+        the whole image in one pass, as everywhere else
+        (:class:`~napari_cisr.options.InferenceOptions`).
     device : str
         ``"auto"``, ``"cpu"``, ``"cuda"`` or ``"mps"``.
     precision : str
@@ -95,7 +97,7 @@ class SuperResolveParams:
     model: str = "lite"
     weights: str = ""
     iterations: int = 0
-    tile: int = 0
+    tile: int | None = None
     device: str = "auto"
     precision: str = "auto"
     self_ensemble: bool = False

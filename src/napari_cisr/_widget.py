@@ -135,30 +135,35 @@ def _devices() -> list[str]:
 _STATUS_CHARS = 160
 
 
-def _special_value(spin: SpinBox, text: str) -> None:
-    """Show ``spin``'s minimum (0) as ``text`` instead of a bare number.
+def _special_values(spin: SpinBox, texts: dict[int, str]) -> None:
+    """Show the values in ``texts`` (e.g. the minimum) as words instead of bare numbers.
 
     magicgui's spin box is superqt's ``QLargeIntSpinBox``, which has no special-value text
     (unlike ``QSpinBox``); its two display hooks are replaced on this instance. Where they are
-    missing (another superqt), the tooltip alone explains the 0.
+    missing (another superqt), the tooltip alone explains the numbers.
     """
     native = spin.native
     if not (hasattr(native, "_updateEdit") and hasattr(native, "_interpret")):
         return
+    values = {text: value for value, text in texts.items()}
 
     def update_edit() -> None:
-        shown = text if native.value() == native.minimum() else str(native.value())
+        shown = texts.get(native.value(), str(native.value()))
         if native.lineEdit().text() != shown:
             native.lineEdit().setText(shown)
 
     def interpret(policy: Any) -> None:
         shown = native.lineEdit().displayText().strip()
-        value = native.minimum() if shown in ("", text) else int(shown)
-        native._setValue(value, policy)
+        value = native.minimum() if shown == "" else values.get(shown)
+        native._setValue(int(shown) if value is None else value, policy)
 
     native._updateEdit = update_edit
     native._interpret = interpret
     update_edit()
+
+
+#: The tile spin box's stand-in for ``tile=None`` (automatic): one step below 0 (whole image).
+_AUTOMATIC_TILE = -16
 
 
 def _wrap_and_elide(label: Label) -> None:
@@ -251,8 +256,8 @@ def _speed_of(iterations: int) -> str:
     return CUSTOM_SPEED
 
 
-def _show_in(widget: Any) -> Any:
-    """A callback showing a parameter's new value in ``widget`` (if the widget can show it).
+def _show_in(widget: Any, name: str) -> Any:
+    """A callback showing parameter ``name``'s new value in ``widget`` (if it can show it).
 
     A value the widget cannot represent (e.g. ``scale=5`` set from code) stays in the
     parameters and is rejected with a notification when *Run* is pressed.
@@ -261,6 +266,8 @@ def _show_in(widget: Any) -> Any:
     def show(value: Any) -> None:
         if isinstance(widget, FileEdit):
             value = value or None
+        elif name == "tile" and value is None:
+            value = _AUTOMATIC_TILE
         try:
             widget.value = value
         except (ValueError, TypeError):
@@ -304,7 +311,7 @@ class SuperResolveWidget(Container):
                 label="weights file", mode="r", filter="*.safetensors *.pt *.pth", nullable=True
             ),
             "iterations": SpinBox(label="iterations J", min=0, max=16),
-            "tile": SpinBox(label="tile size", min=0, max=8192, step=16),
+            "tile": SpinBox(label="tile size", min=_AUTOMATIC_TILE, max=8192, step=16),
             "device": ComboBox(label="device", choices=_devices()),
             "precision": ComboBox(label="precision", choices=_precisions()),
             "value_range": ComboBox(label="values", choices=VALUE_RANGES),
@@ -323,7 +330,8 @@ class SuperResolveWidget(Container):
             "weights": "optional trained weight file; overrides the model choice",
             "iterations": "unfolding iterations J (ARM then REM, J times); "
             "'model default' uses the number it was trained with",
-            "tile": "tile size in input pixels; 'automatic' picks one that fits the memory",
+            "tile": "tile size in input pixels; 'automatic' picks one that fits the memory, "
+            "'whole image' runs it in one pass",
             "device": "where the network runs; auto = a GPU when there is one",
             "precision": "auto = bfloat16 where the device runs it natively, else float32",
             "value_range": "how the layer's values map to the network's 0-1: auto = by the "
@@ -342,16 +350,16 @@ class SuperResolveWidget(Container):
         for name, text in tooltips.items():
             fields[name].tooltip = text
         # "0" means something different in each of these: show it as words
-        _special_value(fields["iterations"], "model default")
-        _special_value(fields["tile"], "automatic")
-        _special_value(fields["bit_depth"], "from dtype")
+        _special_values(fields["iterations"], {0: "model default"})
+        _special_values(fields["tile"], {_AUTOMATIC_TILE: "automatic", 0: "whole image"})
+        _special_values(fields["bit_depth"], {0: "from dtype"})
         self.reset_button = PushButton(text="Reset to defaults")
         self.reset_button.tooltip = "set every control back to its default value"
         self._fields = fields
         for name, widget in fields.items():
-            _show_in(widget)(getattr(self.params, name))
+            _show_in(widget, name)(getattr(self.params, name))
             widget.changed.connect(self._store_in(name))
-            getattr(self.params.events, name).connect(_show_in(widget))
+            getattr(self.params.events, name).connect(_show_in(widget, name))
 
         # A shortcut, not a parameter: a preset sets the iterations (what the job uses).
         self.speed = ComboBox(label="speed", choices=_speed_choices())
@@ -395,6 +403,8 @@ class SuperResolveWidget(Container):
         def store(value: Any) -> None:
             if name == "weights":
                 value = "" if value is None or str(value) in ("", ".") else str(value)
+            elif name == "tile" and value is not None and value < 0:
+                value = None  # the spin box's "automatic"
             setattr(self.params, name, value)
 
         return store
@@ -512,7 +522,7 @@ class SuperResolveWidget(Container):
             scale=p.scale,
             model=str(model),
             iterations=p.iterations or None,  # the spin box's 0 is "model default"
-            tile=p.tile or None,  # and "automatic"
+            tile=p.tile,
             device=p.device,
             precision=p.precision,
             self_ensemble=bool(p.self_ensemble),
