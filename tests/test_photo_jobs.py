@@ -3,12 +3,14 @@ orientation, colour profile and metadata. Real files made with Pillow (tests/pho
 
 from __future__ import annotations
 
+import io
 import json
+import struct
 from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image, ImageOps
+from PIL import ExifTags, Image, ImageOps
 
 from napari_cisr.cli import main
 from napari_cisr.io import read_image, write_image
@@ -68,6 +70,41 @@ def test_a_profile_of_another_colour_space_is_dropped():
     p3 = PhotoMetadata(icc_profile=display_p3_profile())
     assert p3.for_output(10, 10, 1, upright=False).icc_profile is None  # gray output
     assert p3.for_output(10, 10, 4, upright=False).icc_profile == display_p3_profile()
+
+
+def _exif_with_thumbnail(thumbnail: bytes) -> bytes:
+    """A little-endian EXIF block: IFD0 (orientation 6) linked to IFD1, which holds a JPEG
+    thumbnail (tags 513/514), as cameras and phones write it."""
+    ifd0_offset = 8
+    ifd1_offset = ifd0_offset + 2 + 12 + 4
+    data_offset = ifd1_offset + 2 + 2 * 12 + 4
+    ifd0 = struct.pack("<H", 1) + struct.pack("<HHIHH", 0x0112, 3, 1, 6, 0)
+    ifd0 += struct.pack("<I", ifd1_offset)
+    ifd1 = struct.pack("<H", 2)
+    ifd1 += struct.pack("<HHII", 0x0201, 4, 1, data_offset)
+    ifd1 += struct.pack("<HHII", 0x0202, 4, 1, len(thumbnail))
+    ifd1 += struct.pack("<I", 0)
+    return b"Exif\0\0" + b"II*\0" + struct.pack("<I", ifd0_offset) + ifd0 + ifd1 + thumbnail
+
+
+def test_the_inputs_exif_thumbnail_is_not_carried(tmp_path):
+    """The EXIF thumbnail shows the input; an output carrying it would show the wrong picture
+    in file browsers, so it is left out while the tags are kept."""
+    thumb = io.BytesIO()
+    Image.new("RGB", (16, 12), (200, 30, 30)).save(thumb, format="JPEG")
+    source = tmp_path / "phone.jpg"
+    Image.new("RGB", (64, 48), (20, 120, 200)).save(
+        source, format="JPEG", exif=_exif_with_thumbnail(thumb.getvalue())
+    )
+    with Image.open(source) as img:  # the test file does hold a thumbnail
+        assert img.getexif().get_ifd(ExifTags.IFD.IFD1)[0x0202] == len(thumb.getvalue())
+    carried = read_metadata(source).for_output(128, 96, 3, upright=False)
+    output = write_image(tmp_path / "out.jpg", smooth_photo(96, 128), metadata=carried)
+    with Image.open(output) as img:
+        tags = img.getexif()
+        assert tags[0x0112] == 6
+        assert not tags.get_ifd(ExifTags.IFD.IFD1)
+    assert thumb.getvalue()[2:64] not in output.read_bytes()
 
 
 def test_unparseable_metadata_does_not_fail_the_photo(tmp_path, caplog):

@@ -66,7 +66,9 @@ class PhotoMetadata:
 
         The EXIF pixel dimensions become the output's; ``upright`` (the pixels were rotated by
         :func:`apply_orientation`) resets the orientation to 1; an ICC profile of another
-        colour space than the output's (a CMYK profile on an RGB output) is dropped.
+        colour space than the output's (a CMYK profile on an RGB output) is dropped. The EXIF
+        thumbnail (IFD1, a small picture of the *input*) is not carried: the block is rewritten
+        by Pillow, which writes IFD0 and its sub-IFDs only (``tests/test_photo_jobs.py``).
         """
         orientation = 1 if upright else self.orientation
         icc = self.icc_profile
