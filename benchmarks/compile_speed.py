@@ -22,7 +22,7 @@ from pathlib import Path
 
 import torch
 
-from napari_cisr.inference import _for_inference
+from napari_cisr.engine.core import for_inference
 from napari_cisr.weights import inference_context, load_model
 
 CPU = torch.device("cpu")
@@ -43,7 +43,7 @@ def _best_of(model, z: torch.Tensor, dtype: torch.dtype, repeat: int) -> tuple[f
 
 
 def measure(scale: int, size: int, dtype: torch.dtype, repeat: int) -> dict:
-    eager = _for_inference(load_model("lite", scale), CPU)
+    eager = for_inference(load_model("lite", scale), CPU)
     torch.manual_seed(0)
     z = torch.rand(1, 3, size, size).contiguous(memory_format=torch.channels_last)
     _forward(eager, z, dtype)  # warm-up

@@ -18,6 +18,7 @@ from PIL import Image
 
 from napari_cisr import tiling
 from napari_cisr.blocking import blocking_map, detect_blocking
+from napari_cisr.engine.grid import _GRID_WHOLE_PIXELS
 from napari_cisr.inference import run_to_completion, super_resolve, super_resolve_steps
 from napari_cisr.model import build_model, variant_config
 
@@ -112,7 +113,7 @@ def test_blend_weights_are_a_partition_of_unity(shape):
     total = np.zeros((shape[0] * 3, shape[1] * 3))
     for ty in range(plan.grid_shape[0]):
         for tx in range(plan.grid_shape[1]):
-            _, (y0, y1, x0, x1), weights = tiling._tile_geometry(plan, ty, tx, None)
+            _, (y0, y1, x0, x1), weights = tiling.tile_geometry(plan, ty, tx, None)
             total[y0 * 3 : y1 * 3, x0 * 3 : x1 * 3] += weights
     np.testing.assert_allclose(total, 1.0, atol=1e-6)
 
@@ -201,7 +202,7 @@ def test_windows_start_on_the_detected_grid(photo):
     plan = tiling.plan_tiles(photo.shape[:2], 2, tile=48, halo=HALO)
     for ty in range(plan.grid_shape[0]):
         for tx in range(plan.grid_shape[1]):
-            (wy0, _, wx0, _), _, _ = tiling._tile_geometry(plan, ty, tx, grid)
+            (wy0, _, wx0, _), _, _ = tiling.tile_geometry(plan, ty, tx, grid)
             assert wy0 == 0 or wy0 % 8 == grid.offset[0]
             assert wx0 == 0 or wx0 % 8 == grid.offset[1]
 
@@ -222,7 +223,7 @@ def test_large_plane_grid_from_sampled_crops():
     rng = np.random.default_rng(3)
     big = np.kron(rng.integers(40, 220, (72, 72, 1)), np.ones((16, 16, 3))).astype(np.uint8)
     big = _jpeg(np.clip(big + rng.normal(0, 4, big.shape), 0, 255).astype(np.uint8), 20)
-    assert big.shape[0] * big.shape[1] > tiling._GRID_WHOLE_PIXELS
+    assert big.shape[0] * big.shape[1] > _GRID_WHOLE_PIXELS
     grid = tiling.estimate_grid(big[2:, 7:])
     assert grid is not None and grid.period == (8, 8) and grid.offset == (6, 1)
 

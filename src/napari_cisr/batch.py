@@ -537,14 +537,15 @@ class _Block:
 def _blocks(
     item: _Item,
     array_path: str,
-    lazy_planes: Iterator[tuple[tuple[int, ...], Any, Any, dict]],
+    lazy_planes: Iterator[tuple[tuple[int, ...], Any, Any, int, dict]],
     output: Path,
     band: int,
 ) -> Iterator[_Block]:
     """Write tasks for every not-yet-marked block of the lazy output planes of one array.
 
-    ``lazy_planes`` yields (lead index, lazy output plane, its network tiles or None, the
-    futures its graph depends on, by key: held until the plane's rows are all submitted).
+    ``lazy_planes`` yields (lead index, lazy output plane, its network tiles or None, how many
+    tiles on each side an output block blends (:attr:`~napari_cisr.engine.plan.TilePlan.reach`),
+    the futures its graph depends on, by key: held until the plane's rows are all submitted).
     Keys are those of the unoptimised graphs, so that they stay the same across the
     row-by-row submissions. Blocks come in vertical bands
     of ``band`` block columns, row by row within a band: a row of blocks (what is submitted
@@ -554,7 +555,7 @@ def _blocks(
     markers.mkdir(parents=True, exist_ok=True)
     channel_first = item.rgb_axis is not None and item.rgb_axis < item.y_axis
     ndim = item.source.ndim
-    for lead, plane, tiles, futures in lazy_planes:
+    for lead, plane, tiles, reach, futures in lazy_planes:
         row_edges = np.cumsum((0, *plane.chunks[0])).tolist()
         col_edges = np.cumsum((0, *plane.chunks[1])).tolist()
         n_rows, n_cols = len(row_edges) - 1, len(col_edges) - 1
@@ -565,9 +566,9 @@ def _blocks(
             k1 = min(k0 + band, n_cols)
             for i in range(n_rows):
                 hold = []
-                if tiles is not None:  # output block (i, k) blends tiles (i ± 1, k ± 1)
-                    columns = range(max(0, k0 - 1), min(n_cols, k1 + 1))
-                    for r in range(max(0, i - 1), min(n_rows, i + 2)):
+                if tiles is not None:  # block (i, k) blends tiles (i ± reach, k ± reach)
+                    columns = range(max(0, k0 - reach), min(n_cols, k1 + reach))
+                    for r in range(max(0, i - reach), min(n_rows, i + reach + 1)):
                         hold += [(tiles.name, r, c, 0) for c in columns]
                 row = (array_path, lead, k0, i)
                 for k in range(k0, k1):
@@ -1136,7 +1137,7 @@ def run_batch(
 
             def lazy_planes(
                 item: _Item = item,
-            ) -> Iterator[tuple[tuple[int, ...], Any, Any, dict]]:
+            ) -> Iterator[tuple[tuple[int, ...], Any, Any, int, dict]]:
                 for lead, plane in _planes(item, item.source):
                     # Detect each plane's grid once and hold the result while its rows of
                     # blocks are submitted one after the other.
@@ -1154,7 +1155,7 @@ def run_batch(
                         precision=precision,
                         self_ensemble=self_ensemble,
                     )
-                    yield lead, built.result.image, built.tiles, {lazy.key: grid}
+                    yield lead, built.result.image, built.tiles, built.plan.reach, {lazy.key: grid}
 
             streams.append(_blocks(item, item_levels[0][0], lazy_planes(), output, band))
         blocks = itertools.chain.from_iterable(streams)

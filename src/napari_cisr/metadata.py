@@ -126,7 +126,7 @@ def _valid_orientation(value: object) -> int:
 def _read_pillow_metadata(path: Path) -> PhotoMetadata:
     from PIL import Image
 
-    from napari_cisr.io import IMAGE_SUFFIXES, ensure_decoder
+    from napari_cisr.io.formats import IMAGE_SUFFIXES, ensure_decoder
 
     ensure_decoder(path, IMAGE_SUFFIXES.get(path.suffix.lower(), ""))
 
