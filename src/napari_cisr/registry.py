@@ -39,7 +39,7 @@ PRETRAINED: dict[str, WeightSpec] = {
         variant="lite",
         scale=2,
         filename="lite-x2.safetensors",
-        sha256="30621dc4544843fd7e0dcd1de02aecf6adf90efa00927201583e4e4983aa9894",
+        sha256="6bab71870cf52a82176089fb1a0fb3f65f518999511ad4738d73cfe50d919902",
         description=(
             "configs/lite-x2.json (1800 steps), lite-x2-stage2.json (best at 900), then "
             "lite-x2-stage3.json (best at 1250), then "
@@ -53,7 +53,8 @@ PRETRAINED: dict[str, WeightSpec] = {
             "and social-media sites do by lite-x2-stage26.json (final step, 600), then on the "
             "broad set grown to 315 photos by lite-x2-stage27.json (final step, 600), then "
             "with a quarter of its patches from synthetic dead-leaves images by "
-            "lite-x2-stage28.json (final step, 600; docs/models.md)"
+            "lite-x2-stage28.json (final step, 600), then with five lighter JPEG/WebP qualities "
+            "by lite-x2-stage29.json (final step, 600; docs/models.md)"
         ),
     ),
     "lite-x3": WeightSpec(
