@@ -1,6 +1,6 @@
 """Side-by-side Y-PSNR gains over bicubic of several ``napari-cisr eval --json`` reports.
 
-Usage: python benchmarks/ablation_table.py benchmarks/results/ablation-*-x2.json
+Usage: python benchmarks/ablation_table.py experiments/results/ablation-*-x2.json
 """
 
 from __future__ import annotations

@@ -7,7 +7,7 @@ the best of ``--repeat`` timed calls of each path after a warm-up, their ratio, 
 agreement of the two outputs as a PSNR (dB) of compiled against eager.
 
     python benchmarks/compile_speed.py --scale 2 --size 256 --precisions bfloat16 float32 \
-        --json benchmarks/results/compile-speed-lite-x2.json
+        --json experiments/results/compile-speed-lite-x2.json
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Print the Markdown tables of saved ``napari-cisr eval --json`` reports (re-summarised).
 
-Usage: python benchmarks/eval_table.py benchmarks/results/eval-lite-x2.json [...]
+Usage: python benchmarks/eval_table.py experiments/results/eval-lite-x2.json [...]
 """
 
 from __future__ import annotations

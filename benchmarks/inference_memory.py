@@ -7,7 +7,7 @@ RSS (``ru_maxrss``) over the warm-up, next to the estimate the automatic tile si
 where RSS can be read).
 
     python benchmarks/inference_memory.py --scales 2 4 --sizes 256 512 \
-        --json benchmarks/results/inference-memory-lite.json
+        --json experiments/results/inference-memory-lite.json
 """
 
 from __future__ import annotations

@@ -16,10 +16,10 @@ import json
 import numpy as np
 from precision import HELDOUT, heldout_parser
 
-from napari_cisr.degrade import TRAIN_CONFIGS
+from napari_cisr.degrade import TRAIN_CONFIGS, bicubic_upscale
 from napari_cisr.inference import run_to_completion, super_resolve_steps
 from napari_cisr.metrics import psnr_y
-from napari_cisr.train.evaluate import bicubic_upscale, evaluation_pairs
+from napari_cisr.train.evaluate import evaluation_pairs
 
 
 def score(scale: int, model: str, iterations: int) -> dict[str, list[float]]:

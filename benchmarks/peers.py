@@ -14,7 +14,7 @@ wrappers' sources; each is checked on clean input, where it must beat bicubic).
 
     pip install ".[peers]"
     python benchmarks/peers.py --scales 2 3 4 \
-        --json benchmarks/results/peers-heldout45.json data/heldout
+        --json experiments/results/peers-heldout45.json data/heldout
 
 Photos are grouped by source: a photo's source is the name of the folder it lies in.
 """
@@ -40,13 +40,14 @@ from napari_cisr.degrade import (
     TRAIN_CONFIGS,
     Codec,
     bicubic_downscale,
+    bicubic_upscale,
     config_name,
     parse_configs,
 )
 from napari_cisr.inference import super_resolve
 from napari_cisr.metrics import psnr_y
 from napari_cisr.train.data import list_photos, load_clean_photo
-from napari_cisr.train.evaluate import bicubic_upscale, evaluation_pairs, photo_source
+from napari_cisr.train.evaluate import evaluation_pairs, photo_source
 
 log = logging.getLogger("peers")
 

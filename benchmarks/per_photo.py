@@ -7,8 +7,8 @@ reports scored), also each photo's ground-truth size at the reports' downscale.
 Usage (from the repository root)::
 
     source benchmarks/heldout.sh
-    python benchmarks/per_photo.py benchmarks/results/eval-lite-x2.json \
-        benchmarks/results/eval-lite-x2-stage23-x2.json --photos "${heldout[@]}"
+    python benchmarks/per_photo.py experiments/results/eval-lite-x2.json \
+        experiments/results/eval-lite-x2-stage23-x2.json --photos "${heldout[@]}"
 """
 
 from __future__ import annotations

@@ -25,7 +25,7 @@ reading and writing count against us, not against the peers).
 
     python benchmarks/photo_speed.py --scales 2 3 4 --modes as-is float32 one-thread \
         --presets best balanced fast \
-        --peers "waifu2x photo noise3" "SRMD noise 10" --json benchmarks/results/photo-speed.json
+        --peers "waifu2x photo noise3" "SRMD noise 10" --json experiments/results/photo-speed.json
 """
 
 from __future__ import annotations

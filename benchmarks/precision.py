@@ -5,7 +5,7 @@ Runs :func:`napari_cisr.train.evaluate.evaluate` twice per scale (``precision="f
 configurations, and reports the per-configuration and mean Y-PSNR difference (bfloat16 minus
 float32) and each run's wall time.
 
-    python benchmarks/precision.py --scales 2 3 4 --json benchmarks/results/precision-lite.json
+    python benchmarks/precision.py --scales 2 3 4 --json experiments/results/precision-lite.json
 """
 
 from __future__ import annotations

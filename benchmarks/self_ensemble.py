@@ -8,7 +8,7 @@ rotations/flips of z, inside the library: ``inference.unfold_outputs``). Prints 
 and the time ratio.
 
     python benchmarks/self_ensemble.py --scales 2 \
-        --json benchmarks/results/self-ensemble-lite-x2.json
+        --json experiments/results/self-ensemble-lite-x2.json
 """
 
 from __future__ import annotations
@@ -19,10 +19,10 @@ import time
 import numpy as np
 from precision import HELDOUT, heldout_parser
 
-from napari_cisr.degrade import TRAIN_CONFIGS
+from napari_cisr.degrade import TRAIN_CONFIGS, bicubic_upscale
 from napari_cisr.inference import super_resolve
 from napari_cisr.metrics import psnr_y
-from napari_cisr.train.evaluate import bicubic_upscale, evaluation_pairs
+from napari_cisr.train.evaluate import evaluation_pairs
 
 
 def score(scale: int, model: str) -> dict:

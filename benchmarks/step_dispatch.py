@@ -11,7 +11,7 @@ Eq. (8) loss, backward, Adam) for each non-local strategy, and times the step
 
 On a GPU the "kernels" column counts the CUDA kernels the profiler saw. Usage::
 
-    python benchmarks/step_dispatch.py --threads 2 --json benchmarks/results/step-dispatch-cpu.json
+    python benchmarks/step_dispatch.py --threads 2 --json experiments/results/step-dispatch-cpu.json
     python benchmarks/step_dispatch.py --device cuda --batch 64 128 256   # on a GPU machine
 """
 

@@ -14,7 +14,7 @@ Timings are the median of ``--repeat`` runs after one warm-up run (CUDA synchron
 bfloat16, batch 1; peak GPU memory of each run is recorded.
 
     python benchmarks/throughput.py --weights lite --scale 2 --size 512 --overhead-size 1024 \
-        --tile 512 --precisions float32 bfloat16 --json benchmarks/results/throughput.json
+        --tile 512 --precisions float32 bfloat16 --json experiments/results/throughput.json
 """
 
 from __future__ import annotations

@@ -5,7 +5,7 @@ whole-image time, then the tiled time for each ``--tiles`` core size (halo from 
 Median of ``--repeat`` runs after one warm-up.
 
     python benchmarks/tile_speed.py --size 1536 --tiles 256 384 512 768 --repeat 1 \
-        --json benchmarks/results/tile-speed-lite-x2.json
+        --json experiments/results/tile-speed-lite-x2.json
 """
 
 from __future__ import annotations

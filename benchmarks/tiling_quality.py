@@ -6,7 +6,7 @@ with each other and with the ground truth (PSNR on Y, ``scale`` pixels shaved, a
 paper's protocol).
 
     python benchmarks/tiling_quality.py --weights lite --scale 2 --tile 128 \
-        --halos 0 8 16 24 32 48 --json benchmarks/results/tiling_quality.json
+        --halos 0 8 16 24 32 48 --json experiments/results/tiling_quality.json
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Print the summaries of saved ``benchmarks/tiling_quality.py --json`` results as Markdown.
 
-Usage: python benchmarks/tiling_table.py benchmarks/results/tiling-quality-lite-x*.json
+Usage: python benchmarks/tiling_table.py experiments/results/tiling-quality-lite-x*.json
 """
 
 from __future__ import annotations

@@ -22,11 +22,16 @@ import json
 import numpy as np
 from precision import HELDOUT, heldout_parser
 
-from napari_cisr.degrade import TRAIN_CONFIGS, bicubic_downscale, compress, config_name
+from napari_cisr.degrade import (
+    TRAIN_CONFIGS,
+    bicubic_downscale,
+    bicubic_upscale,
+    compress,
+    config_name,
+)
 from napari_cisr.inference import super_resolve
 from napari_cisr.metrics import psnr_y
 from napari_cisr.train.data import load_clean_photo
-from napari_cisr.train.evaluate import bicubic_upscale
 
 PHOTOS = [p for p in HELDOUT if "mate" in str(p)]
 

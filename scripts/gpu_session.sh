@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # One lease of a GPU machine, in one command: GPU throughput (alone on the machine), the CUDA
 # tests, then training runs side by side (CONFIGS, default the lite GPU stages
-# configs/lite-x{2,3,4}-stage{6,5,4}.json), each given as many steps as fit TRAIN_SECONDS.
+# experiments/configs/lite-x{2,3,4}/stage{6,5,4}.json), each given as many steps as fit TRAIN_SECONDS.
 # BENCH=0 / DISPATCH=0 / TESTS=0 skip the throughput benchmark / the training-step dispatch
 # benchmark (benchmarks/step_dispatch.py) / the tests. WORKERS (default 6) = loader processes per
 # run: patches cut from 192² compressed regions cost about 4.5x those from 64² ones
@@ -25,7 +25,7 @@ BUDGET_SECONDS=${BUDGET_SECONDS:-570}
 PY=${PYTHON:-python3}
 DEVICE=${DEVICE:-cuda}
 TRAIN_ARGS=${TRAIN_ARGS:-}
-read -r -a CONFIGS <<<"${CONFIGS:-configs/lite-x2-stage6.json configs/lite-x3-stage5.json configs/lite-x4-stage4.json}"
+read -r -a CONFIGS <<<"${CONFIGS:-configs/lite-x2/stage6.json experiments/configs/lite-x3/stage5.json experiments/configs/lite-x4/stage4.json}"
 mkdir -p "$OUT" runs
 export PYTHONPATH=$PWD/src PYTHONUNBUFFERED=1
 PHOTOS=/usr/share/backgrounds/mate/nature

@@ -305,7 +305,12 @@ def test_evaluation_reports_each_source_the_mean_of_its_photos(photos, fresh_wei
     assert f"| web | 2 | {np.mean(web):+.2f} |" in format_table(report)
 
 
-@pytest.mark.parametrize("path", sorted((REPO / "configs").rglob("*.json")), ids=lambda p: p.stem)
+CONFIGS = REPO / "experiments" / "configs"
+
+
+@pytest.mark.parametrize(
+    "path", sorted(CONFIGS.rglob("*.json")), ids=lambda p: str(p.relative_to(CONFIGS))
+)
 def test_shipped_training_configs_are_valid(path, heldout_photos):
     cfg = TrainConfig.from_json(path)
     config = variant_config(cfg.variant, cfg.scale, **cfg.overrides)

@@ -56,7 +56,11 @@ def _cmd_train(args: argparse.Namespace) -> None:
 
 def _add_train(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("train", help="train a model (paper Algorithm 1, Eq. 8)")
-    p.add_argument("--config", type=Path, help="JSON file of TrainConfig fields (configs/*.json)")
+    p.add_argument(
+        "--config",
+        type=Path,
+        help="JSON file of TrainConfig fields (experiments/configs/<model>/stageN.json)",
+    )
     p.add_argument("--variant", choices=("lite", "tiny", "full"))
     p.add_argument("--scale", type=int, choices=(2, 3, 4))
     p.add_argument("--steps", type=int)
@@ -336,10 +340,10 @@ def _cmd_demo(args: argparse.Namespace) -> None:
 
     import numpy as np
 
+    from napari_cisr.degrade import bicubic_upscale
     from napari_cisr.inference import run_to_completion, super_resolve_steps
     from napari_cisr.io import read_image, write_image
     from napari_cisr.metrics import psnr_y
-    from napari_cisr.train.evaluate import bicubic_upscale
 
     data = resources.files("napari_cisr") / "data"
     truth = read_image(str(data / "sample_hr.png"))

@@ -87,6 +87,16 @@ def bicubic_downscale(image: np.ndarray, scale: int) -> np.ndarray:
     return np.asarray(pil.resize((width // scale, height // scale), Image.Resampling.BICUBIC))
 
 
+def bicubic_upscale(image: np.ndarray, scale: int) -> np.ndarray:
+    """The bicubic baseline every gain is measured against: uint8 H×W[×3] → uint8 sH×sW[×3]
+    (Pillow bicubic)."""
+    height, width = image.shape[:2]
+    resized = Image.fromarray(image).resize(
+        (width * scale, height * scale), Image.Resampling.BICUBIC
+    )
+    return np.asarray(resized)
+
+
 def compress(image: np.ndarray, codec: Codec, quality: int, chroma: Chroma = "4:2:0") -> np.ndarray:
     """Round trip through a lossy codec (Pillow's libjpeg-turbo / libwebp).
 

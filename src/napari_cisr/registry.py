@@ -41,20 +41,8 @@ PRETRAINED: dict[str, WeightSpec] = {
         filename="lite-x2.safetensors",
         sha256="6bab71870cf52a82176089fb1a0fb3f65f518999511ad4738d73cfe50d919902",
         description=(
-            "configs/lite-x2.json (1800 steps), lite-x2-stage2.json (best at 900), then "
-            "lite-x2-stage3.json (best at 1250), then "
-            "lite-x2-stage5.json on a GPU with more photos (best at 1500), "
-            "lite-x2-stage6.json (best at 250), then lite-x2-stage7.json on the CPU with more "
-            "photos again (best at 4750), then fine-tuned with the squared error by "
-            "lite-x2-stage10.json (best at 700), then grown to 12 RCABs per module on a GPU by "
-            "lite-x2-stage17.json (best at 750), then fine-tuned on the broad training set by "
-            "lite-x2-stage24.json (best at 300), then on the broad set grown to 249 photos by "
-            "lite-x2-stage25.json (best at 500), then with half its patches degraded as phones "
-            "and social-media sites do by lite-x2-stage26.json (final step, 600), then on the "
-            "broad set grown to 315 photos by lite-x2-stage27.json (final step, 600), then "
-            "with a quarter of its patches from synthetic dead-leaves images by "
-            "lite-x2-stage28.json (final step, 600), then with five lighter JPEG/WebP qualities "
-            "by lite-x2-stage29.json (final step, 600; docs/models.md)"
+            "stage 29 of experiments/configs/lite-x2/; its lineage, data, commands and "
+            "scores are in docs/models.md"
         ),
     ),
     "lite-x3": WeightSpec(
@@ -63,20 +51,8 @@ PRETRAINED: dict[str, WeightSpec] = {
         filename="lite-x3.safetensors",
         sha256="0ad7b091679110689512fc66cbb2475d7d4a5cb47c2456d878343e502b3fa871",
         description=(
-            "configs/lite-x3.json (1000 steps), lite-x3-stage2.json (best at 2000), then "
-            "lite-x3-stage3.json on a GPU (best at 250), "
-            "then lite-x3-stage4.json with more photos (best at 1250), then "
-            "lite-x3-stage6.json on the CPU with more photos again (best at 2250) and "
-            "lite-x3-stage7.json (best at 1000), then grown to 8 RCABs per module by "
-            "lite-x3-stage8.json (best at 1500), then fine-tuned with the squared error by "
-            "lite-x3-stage9.json (best at 1100), then grown to 12 RCABs per module by "
-            "lite-x3-stage10.json (best at 1000), then fine-tuned on the broad training set by "
-            "lite-x3-stage11.json (best at 400), then on the broad set grown to 249 photos by "
-            "lite-x3-stage12.json (best at 500), then on the broad set grown to 315 photos "
-            "with half its patches degraded as phones and social-media sites do by "
-            "lite-x3-stage13.json (final step, 500), then with a quarter of its patches from "
-            "synthetic dead-leaves images by lite-x3-stage14.json (final step, 500; "
-            "docs/models.md)"
+            "stage 14 of experiments/configs/lite-x3/; its lineage, data, commands and "
+            "scores are in docs/models.md"
         ),
     ),
     "lite-x4": WeightSpec(
@@ -85,19 +61,8 @@ PRETRAINED: dict[str, WeightSpec] = {
         filename="lite-x4.safetensors",
         sha256="32eef5eaf0a5afdb529ed4a62e98bd69a090f4523800aae99c38b05db6c575e0",
         description=(
-            "configs/lite-x4.json (1000 CPU steps), then lite-x4-stage2.json on a GPU "
-            "(best at 500), then lite-x4-stage3.json with more photos (best at 1250) and "
-            "lite-x4-stage4.json (best at 500), then lite-x4-stage5.json on the CPU with more "
-            "photos again (stopped at 500 of 1000 steps, best at 500) and "
-            "lite-x4-stage6.json (best at 2250), then grown to 8 RCABs per module by "
-            "lite-x4-stage7.json (best at 2000) and lite-x4-stage8.json (best at 400), then "
-            "fine-tuned with the squared error by lite-x4-stage10.json (best at 300), then "
-            "fine-tuned on the broad training set by lite-x4-stage11.json (best at 500), then "
-            "on the broad set grown to 249 photos by lite-x4-stage12.json (best at 500), then "
-            "on the broad set grown to 315 photos with half its patches degraded as phones and "
-            "social-media sites do by lite-x4-stage13.json (final step, 400), then with a "
-            "quarter of its patches from synthetic dead-leaves images by lite-x4-stage14.json "
-            "(final step, 400; docs/models.md)"
+            "stage 14 of experiments/configs/lite-x4/; its lineage, data, commands and "
+            "scores are in docs/models.md"
         ),
     ),
 }

@@ -16,13 +16,13 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
 
 from napari_cisr.degrade import (
     DEGRADATIONS,
     TRAIN_CONFIGS,
     Codec,
     Degradation,
+    bicubic_upscale,
     config_name,
     mixture,
 )
@@ -32,15 +32,6 @@ from napari_cisr.train.data import list_photos, load_clean_photo
 from napari_cisr.weights import resolve_device, resolve_precision
 
 log = logging.getLogger(__name__)
-
-
-def bicubic_upscale(image: np.ndarray, scale: int) -> np.ndarray:
-    """The bicubic baseline: uint8 H×W×3 → uint8 sH×sW×3 (Pillow bicubic)."""
-    height, width = image.shape[:2]
-    resized = Image.fromarray(image).resize(
-        (width * scale, height * scale), Image.Resampling.BICUBIC
-    )
-    return np.asarray(resized)
 
 
 def photo_source(photo: str | Path) -> str:
