@@ -25,7 +25,7 @@ BUDGET_SECONDS=${BUDGET_SECONDS:-570}
 PY=${PYTHON:-python3}
 DEVICE=${DEVICE:-cuda}
 TRAIN_ARGS=${TRAIN_ARGS:-}
-read -r -a CONFIGS <<<"${CONFIGS:-configs/lite-x2/stage6.json experiments/configs/lite-x3/stage5.json experiments/configs/lite-x4/stage4.json}"
+read -r -a CONFIGS <<<"${CONFIGS:-experiments/configs/lite-x2/stage6.json experiments/configs/lite-x3/stage5.json experiments/configs/lite-x4/stage4.json}"
 mkdir -p "$OUT" runs
 export PYTHONPATH=$PWD/src PYTHONUNBUFFERED=1
 PHOTOS=/usr/share/backgrounds/mate/nature
