@@ -49,9 +49,9 @@ PRETRAINED: dict[str, WeightSpec] = {
         variant="lite",
         scale=3,
         filename="lite-x3.safetensors",
-        sha256="0ad7b091679110689512fc66cbb2475d7d4a5cb47c2456d878343e502b3fa871",
+        sha256="a321249a315a64fe2ee3feec457a30b380ad313098dee0f748c08363b0863af7",
         description=(
-            "stage 14 of experiments/configs/lite-x3/; its lineage, data, commands and "
+            "stage 15 of experiments/configs/lite-x3/; its lineage, data, commands and "
             "scores are in docs/models.md"
         ),
     ),
@@ -59,9 +59,9 @@ PRETRAINED: dict[str, WeightSpec] = {
         variant="lite",
         scale=4,
         filename="lite-x4.safetensors",
-        sha256="32eef5eaf0a5afdb529ed4a62e98bd69a090f4523800aae99c38b05db6c575e0",
+        sha256="a0b5589115a291698e1f6628a4b9aed9f3ad1bc4c7ebfe2aabc55813684ab6a1",
         description=(
-            "stage 14 of experiments/configs/lite-x4/; its lineage, data, commands and "
+            "stage 15 of experiments/configs/lite-x4/; its lineage, data, commands and "
             "scores are in docs/models.md"
         ),
     ),
