@@ -1172,7 +1172,7 @@ def run_batch(
                 for level, ((above, _, _), (path, _, chunks)) in enumerate(pairs, start=1):
                     upper = da.from_zarr(os.fspath(output), component=above)
                     lower = _downsample(upper, item).rechunk(chunks)
-                    planes = ((lead, plane, None, {}) for lead, plane in _planes(item, lower))
+                    planes = ((lead, plane, None, 0, {}) for lead, plane in _planes(item, lower))
                     written = _written(output, path)
                     total = math.prod(lower.numblocks) - written  # one block per (y, x) chunk
                     stage = f"pyramid level {level}"
