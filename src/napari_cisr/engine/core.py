@@ -5,7 +5,6 @@ the progress and result types. Imports no napari, Qt or dask."""
 from __future__ import annotations
 
 import functools
-import logging
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,8 +15,6 @@ import torch
 from napari_cisr.model import CISRPSI
 from napari_cisr.values import MIN_SIDE
 from napari_cisr.weights import load_model, resolve_device, resolve_precision
-
-log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -31,7 +28,7 @@ class Progress:
 
 @dataclass(frozen=True)
 class SuperResolveResult:
-    """Result of :func:`super_resolve_steps`.
+    """Result of :func:`napari_cisr.inference.super_resolve_steps`.
 
     Attributes
     ----------
@@ -189,5 +186,6 @@ def from_network(rgb: torch.Tensor, alpha: torch.Tensor | None, like: np.ndarray
 def network_for(
     model: str | Path | CISRPSI, scale: int, device: str, precision: str = "auto"
 ) -> tuple[CISRPSI, torch.device, torch.dtype]:
+    """The network ready for inference, the device it runs on and the autocast dtype."""
     target = resolve_device(device)
     return resolve_model(model, scale, target), target, resolve_precision(precision, target)
