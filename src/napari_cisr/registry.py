@@ -39,9 +39,9 @@ PRETRAINED: dict[str, WeightSpec] = {
         variant="lite",
         scale=2,
         filename="lite-x2.safetensors",
-        sha256="6bab71870cf52a82176089fb1a0fb3f65f518999511ad4738d73cfe50d919902",
+        sha256="c0c1fc1b0398ab6134595af515ed32aff7f57aae444f988cda367ea1176b1df6",
         description=(
-            "stage 29 of experiments/configs/lite-x2/; its lineage, data, commands and "
+            "stage 30 of experiments/configs/lite-x2/; its lineage, data, commands and "
             "scores are in docs/models.md"
         ),
     ),
