@@ -63,16 +63,17 @@ def make_input(workdir: Path, size: int, scale: int, planes: int = 1) -> Path:
 
 def child(args: argparse.Namespace) -> None:
     """Run one batch and print a JSON line with its time and peak RSS."""
-    from napari_cisr import batch
-    from napari_cisr.batch import run_batch
+    import dataclasses
 
+    from napari_cisr.batch import ClusterSettings, run_batch
+
+    settings = ClusterSettings()
     (held_mib,) = args.held_mib
     if held_mib:  # the in-memory cap of held tiles per worker (0: batch's default)
-        batch.HELD_BYTES_PER_WORKER = held_mib * 2**20
+        settings = dataclasses.replace(settings, held_bytes=held_mib * 2**20)
     if args.as_before:
-        batch._MIN_BAND = 10**9  # rows of blocks as wide as the image
-        batch._MALLOC_TRIM = None  # free heap memory stays with malloc
-        batch._WORKER_PROFILER = True
+        # rows of blocks as wide as the image; free heap memory stays with malloc; the profiler
+        settings = dataclasses.replace(settings, min_band=10**9, malloc_trim=False, profiler=True)
 
     start = time.perf_counter()
     report = run_batch(
@@ -84,6 +85,7 @@ def child(args: argparse.Namespace) -> None:
         workers=args.workers,
         threads=args.threads or None,
         overwrite=True,
+        cluster_settings=settings,
     )
     seconds = time.perf_counter() - start
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
@@ -139,12 +141,13 @@ def submit_cost(size: int, scale: int, weights: str, tiles: int = 8) -> dict:
     import dask.array as da
     from distributed import Client, LocalCluster
 
-    from napari_cisr.batch import _WORKER_BUDGET, _PlaneGraph
+    from napari_cisr._batch.schedule import PlaneGraph
+    from napari_cisr.batch import WORKER_BUDGET
     from napari_cisr.tiling import build_tiled_dask, choose_tile, lazy_grid, model_halo
-    from napari_cisr.weights import load_model
+    from napari_cisr.weights import model_config
 
-    config = load_model(weights, scale=scale, device="cpu").config
-    tile = choose_tile(config, None, "cpu", budget=_WORKER_BUDGET)
+    config = model_config(weights, scale=scale)
+    tile = choose_tile(config, None, "cpu", budget=WORKER_BUDGET)
     image = da.zeros((size, size, 3), dtype=np.uint8, chunks=(512, 512, 3))
     grid = lazy_grid(image)
     built = build_tiled_dask(
@@ -154,13 +157,13 @@ def submit_cost(size: int, scale: int, weights: str, tiles: int = 8) -> dict:
     # Whole-plane graphs for tiles of row 0, culled graphs for tiles of row 1: no key is shared.
     names = [(built.tiles.name, 1, c, 0) for c in range(tiles)]
     start = time.perf_counter()
-    n_tasks = len(_PlaneGraph(built.result.image.__dask_graph__()).tasks)
+    n_tasks = len(PlaneGraph(built.result.image.__dask_graph__()).tasks)
     materialise = time.perf_counter() - start
     # Again, traced, on a copy of the collection: the memory the materialised tasks hold.
     copy = build_tiled_dask(
         image, scale, weights, None, tile, "cpu", halo=model_halo(config), grid=grid
     )
-    graph = _PlaneGraph(copy.result.image.__dask_graph__())
+    graph = PlaneGraph(copy.result.image.__dask_graph__())
     del copy
     tracemalloc.start()
     graph.tasks  # noqa: B018
@@ -243,7 +246,9 @@ def main() -> None:
     cores = os.cpu_count() or 1
     results = []
     if args.mode == "memory":
-        from napari_cisr.batch import HELD_BYTES_PER_WORKER
+        from napari_cisr.batch import ClusterSettings
+
+        default_held = ClusterSettings().held_bytes
 
         inputs = [(1, size) for size in args.sizes]
         inputs += [tuple(int(n) for n in spec.split("x")) for spec in args.stacks]
@@ -269,7 +274,7 @@ def main() -> None:
                     "threads": cores,
                     "glibc_arenas": args.glibc_arenas,
                     "as_before": args.as_before,
-                    "held_mib": held or HELD_BYTES_PER_WORKER // 2**20,
+                    "held_mib": held or default_held // 2**20,
                 }
                 pixels = planes * (args.scale * size) ** 2
                 row["output_mpix_per_s"] = pixels / 1e6 / row["seconds"]

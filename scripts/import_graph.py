@@ -2,7 +2,7 @@
 
 Every ``import``/``from ... import`` of a ``napari_cisr`` module counts, at module level or
 inside a function (a deferred import is still a dependency), except those under
-``if TYPE_CHECKING:``. Sub-packages (``model``, ``engine``, ``io``, ``train``) are drawn as one
+``if TYPE_CHECKING:``. Sub-packages (``model``, ``engine``, ``io``, ``train``, ``_batch``) are drawn as one
 node each; a circle is looked for between modules, not packages.
 
     python scripts/import_graph.py            # Mermaid text, for docs/architecture.md
@@ -17,7 +17,7 @@ import sys
 from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parents[1] / "src" / "napari_cisr"
-GROUPS = ("model", "engine", "io", "train")
+GROUPS = ("model", "engine", "io", "train", "_batch")
 
 
 def module_name(path: Path) -> str:

@@ -7,7 +7,9 @@ A small randomly initialised network saved as a weight file stands in for the sh
 from __future__ import annotations
 
 import hashlib
+import io
 import json
+import logging
 import os
 import signal
 import subprocess
@@ -23,7 +25,7 @@ import zarr
 from PIL import Image
 
 from napari_cisr import tiling
-from napari_cisr.batch import ATTR, MARKERS, BatchError, run_batch
+from napari_cisr.batch import ATTR, MARKERS, BatchError, ClusterSettings, run_batch
 from napari_cisr.cli import main
 from napari_cisr.inference import run_to_completion
 from napari_cisr.model import build_model, variant_config
@@ -138,9 +140,9 @@ def test_iterations_reach_the_workers_and_are_part_of_the_job(folder, weights, t
 
 
 def test_local_workers_spill_held_results_beyond_their_cap():
-    from napari_cisr.batch import _Cluster
+    from napari_cisr._batch.cluster import Cluster, ClusterSettings
 
-    cluster = _Cluster(1, None, 1, 10.0, held_bytes=2 * 2**20)
+    cluster = Cluster(1, None, 1, 10.0, ClusterSettings(held_bytes=2 * 2**20))
     try:
         held = [cluster.client.submit(np.full, (256, 1024), i, key=f"held-{i}") for i in range(6)]
         cluster.client.gather(held)  # six 2-MiB results, one fits under the cap
@@ -153,14 +155,12 @@ def test_local_workers_spill_held_results_beyond_their_cap():
         cluster.close()
 
 
-def test_batch_with_every_tile_spilled_writes_the_same_store(
-    folder, weights, tmp_path, monkeypatch
-):
-    from napari_cisr import batch
-
+def test_batch_with_every_tile_spilled_writes_the_same_store(folder, weights, tmp_path):
     assert run_batch(folder, tmp_path / "memory.zarr", 2, weights, tile=TILE).ok
-    monkeypatch.setattr(batch, "HELD_BYTES_PER_WORKER", 64 * 2**10)  # smaller than one tile
-    assert run_batch(folder, tmp_path / "spilled.zarr", 2, weights, tile=TILE).ok
+    spill_all = ClusterSettings(held_bytes=64 * 2**10)  # smaller than one tile
+    spilled = run_batch(folder, tmp_path / "spilled.zarr", 2, weights, tile=TILE,
+                        cluster_settings=spill_all)  # fmt: skip
+    assert spilled.ok
     for stem in ("rgb", "gray"):
         memory = zarr.open_array(os.fspath(tmp_path / "memory.zarr"), path=stem, mode="r")
         spilled = zarr.open_array(os.fspath(tmp_path / "spilled.zarr"), path=stem, mode="r")
@@ -226,7 +226,8 @@ def test_wide_images_go_in_bands_computing_each_tile_once(tmp_path, weights, mon
     assert largest[17] == largest[9]
 
 
-def test_corrupt_image_is_listed_and_the_rest_processed(folder, weights, tmp_path, capsys):
+def test_corrupt_image_is_listed_and_the_rest_processed(folder, weights, tmp_path, capsys, caplog):
+    caplog.set_level(logging.INFO, logger="napari_cisr")
     good = (folder / "rgb.jpg").read_bytes()
     (folder / "broken.jpg").write_bytes(good[: len(good) // 3])
     out = tmp_path / "out.zarr"
@@ -235,7 +236,7 @@ def test_corrupt_image_is_listed_and_the_rest_processed(folder, weights, tmp_pat
     assert status == 1  # some work failed
     err = capsys.readouterr().err
     assert "broken.jpg" in err and "1 item(s) failed" in err
-    assert "blocks" in err and "ETA" in err  # the progress bar
+    assert "level 0: " in caplog.text and " blocks, about " in caplog.text  # off a tty: lines
     root = zarr.open_group(os.fspath(out), mode="r")
     assert sorted(root.array_keys()) == ["gray", "rgb"]
     state = _state(out)
@@ -277,12 +278,12 @@ def test_stack_planes_are_built_as_they_are_reached(tmp_path, weights, monkeypat
     """A long stack costs per plane what one plane costs: graphs built lazily, each its own."""
     import distributed
 
-    from napari_cisr import batch
+    from napari_cisr._batch import schedule
 
     events: list[str] = []
     sizes: dict[int, list[int]] = {}
     build, get = tiling.build_tiled_dask, distributed.Client.get
-    tasks = batch._PlaneGraph.tasks.fget
+    tasks = schedule.PlaneGraph.tasks.fget
 
     def recording_build(*args, **kwargs):
         events.append("build")
@@ -299,7 +300,7 @@ def test_stack_planes_are_built_as_they_are_reached(tmp_path, weights, monkeypat
 
     monkeypatch.setattr(tiling, "build_tiled_dask", recording_build)
     monkeypatch.setattr(distributed.Client, "get", recording_get)
-    monkeypatch.setattr(batch._PlaneGraph, "tasks", property(recording_tasks))
+    monkeypatch.setattr(schedule.PlaneGraph, "tasks", property(recording_tasks))
     for planes in (2, 6):
         stack = np.stack([_photo((TILE, 2 * TILE, 3), seed) for seed in range(planes)])
         source = tmp_path / f"stack-{planes}.zarr"
@@ -505,3 +506,38 @@ def test_a_temporary_store_left_by_a_killed_run_is_removed(folder, weights, tmp_
     aside.mkdir()
     assert run_batch(folder, out, 2, weights, tile=TILE).ok
     assert not stale.exists() and aside.exists()
+
+
+def test_the_private_dask_task_spec_batch_relies_on_still_works():
+    """batch culls graphs through ``dask._task_spec`` (a private module): fail loudly if it moves.
+
+    pyproject pins dask below its next major release; this says what broke when it changes.
+    """
+    import operator
+
+    from dask._task_spec import Task, TaskRef, convert_legacy_graph
+
+    tasks = convert_legacy_graph({"a": 1, "b": (operator.add, "a", 1)})
+    assert tasks["b"].dependencies == {"a"}
+    write = Task("c", operator.mul, TaskRef("b"), 3)
+    assert write.dependencies == {"b"}
+    assert write({"b": 2}) == 6
+
+
+def test_block_progress_draws_a_tqdm_bar_per_stage_on_a_terminal():
+    from napari_cisr.batch import BatchProgress
+    from napari_cisr.progress import BlockProgress
+
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    stream = Terminal()
+    bar = BlockProgress(stream)
+    for done in range(4):
+        bar(BatchProgress(done, 3, float(done), skipped=2))
+    bar(BatchProgress(1, 1, 0.5, stage="pyramid level 1"))
+    bar.close()
+    text = stream.getvalue()
+    assert "level 0 (+2 done before)" in text and "3/3" in text
+    assert "pyramid level 1" in text and "1/1" in text

@@ -109,3 +109,22 @@ def test_precision_resolves_to_a_dtype_and_rejects_unknown_names(monkeypatch):
     assert resolve_precision("auto", cpu) == torch.float32  # emulated bfloat16 is slower
     with pytest.raises(ValueError, match="precision must be one of auto, float32, bfloat16"):
         resolve_precision("half", cpu)
+
+
+def test_model_config_reads_a_file_s_config_without_its_tensors(tmp_path):
+    from napari_cisr.weights import model_config
+
+    config = variant_config("lite", 3, features=8, blocks=1, iterations=2, search_radius=1)
+    path = tmp_path / "small.safetensors"
+    save_weights(build_model(config), path)
+    assert model_config(path, scale=3) == config
+    assert model_config("lite", scale=2) == variant_config("lite", 2)
+    with pytest.raises(WeightsError, match="are for x3, not x2"):
+        model_config(path, scale=2)
+    other = build_model(config)
+    other.config = variant_config("lite", 3, features=16, blocks=1, iterations=2, search_radius=1)
+    save_weights(other, tmp_path / "mislabelled.safetensors")  # tensors of one, config of another
+    with pytest.raises(WeightsError, match="do not fit the model"):
+        model_config(tmp_path / "mislabelled.safetensors", scale=3)
+    with pytest.raises(WeightsError, match="no shipped weights"):
+        model_config("tiny", scale=2)

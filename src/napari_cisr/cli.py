@@ -498,10 +498,11 @@ def _batch_to_images(args: argparse.Namespace) -> None:
 def _batch_to_zarr(args: argparse.Namespace) -> None:
     import distributed  # noqa: F401  (sets its loggers up on import; quieten them after)
 
-    from napari_cisr.batch import BatchError, ProgressBar, run_batch
+    from napari_cisr.batch import BatchError, run_batch
+    from napari_cisr.progress import BlockProgress
 
     logging.getLogger("distributed").setLevel(logging.WARNING)  # the cluster's chatter
-    bar = None if args.quiet else ProgressBar(sys.stderr)
+    bar = None if args.quiet else BlockProgress(sys.stderr)
     options = _inference_options(args)  # the settings as every other command reads them
     try:
         report = run_batch(

@@ -3,7 +3,8 @@
 :func:`photo_progress` picks one of the :class:`napari_cisr.photo_jobs.PhotoProgress`
 implementations below for a stream: bars (images, and work units within the image being
 processed, each with rate and ETA) when the stream is a terminal, one log line per image when
-it is not (a log file, a pipe, CI), and only failures with ``quiet``.
+it is not (a log file, a pipe, CI), and only failures with ``quiet``. :class:`BlockProgress`
+does the same for the blocks of a zarr batch (:func:`napari_cisr.batch.run_batch`).
 """
 
 from __future__ import annotations
@@ -12,11 +13,12 @@ import logging
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from napari_cisr.batch import BatchProgress
     from napari_cisr.photo_jobs import PhotoJob, PhotoProgress
 
 log = logging.getLogger(__name__)
 
-__all__ = ["photo_progress"]
+__all__ = ["BlockProgress", "photo_progress"]
 
 
 class LogLines:
@@ -95,3 +97,48 @@ def photo_progress(stream: Any, total: int, *, quiet: bool = False) -> PhotoProg
     if quiet or not getattr(stream, "isatty", lambda: False)():
         return LogLines(quiet=quiet)
     return Bars(stream, total)
+
+
+class BlockProgress:
+    """``on_progress`` of :func:`napari_cisr.batch.run_batch`: a tqdm bar per stage on a
+    terminal, otherwise a log line every 10 % of a stage (and at its end), so logs stay short.
+
+    Parameters
+    ----------
+    stream : file-like
+        Where bars go (``sys.stderr``).
+    """
+
+    def __init__(self, stream: Any) -> None:
+        self.stream = stream
+        self.tty = bool(getattr(stream, "isatty", lambda: False)())
+        self.bar: Any = None
+        self.stage = ""
+        self.last_decile = -1
+
+    def __call__(self, progress: BatchProgress) -> None:
+        if progress.stage != self.stage:
+            self.close()
+            self.stage, self.last_decile = progress.stage, -1
+            if self.tty:
+                from tqdm import tqdm
+
+                before = f" (+{progress.skipped} done before)" if progress.skipped else ""
+                self.bar = tqdm(total=progress.total, unit="block", file=self.stream,
+                                desc=f"{progress.stage}{before}", dynamic_ncols=True)  # fmt: skip
+        if self.bar is not None:
+            self.bar.update(progress.done - self.bar.n)
+            return
+        decile = int(10 * progress.done / max(progress.total, 1))
+        if decile != self.last_decile or progress.done == progress.total:
+            self.last_decile = decile
+            eta = "" if progress.eta is None else f", about {progress.eta:.0f} s left"
+            before = f" (+{progress.skipped} done before)" if progress.skipped else ""
+            log.info("%s: %d/%d blocks%s%s", progress.stage, progress.done, progress.total,
+                     before, eta)  # fmt: skip
+
+    def close(self) -> None:
+        """Close the current stage's bar."""
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None

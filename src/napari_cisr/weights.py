@@ -162,6 +162,65 @@ def inference_context(device: torch.device, dtype: torch.dtype) -> contextlib.Ex
     return stack
 
 
+def model_config(name_or_path: str | Path = "lite", scale: int = 2) -> CISRConfig:
+    """The architecture config of a model, read without loading its weights.
+
+    For a shipped name, the variant's config (after checking that weights ship for it); for
+    a ``.safetensors`` file, the config in its metadata, after checking that the file's tensor
+    names and shapes are those of that architecture (from the file's header and a network
+    built on torch's "meta" device: nothing is read or allocated). Other files (``.pt``) are
+    read, as :func:`load_model` reads them.
+
+    Parameters
+    ----------
+    name_or_path, scale
+        As in :func:`load_model`.
+
+    Returns
+    -------
+    CISRConfig
+
+    Raises
+    ------
+    WeightsError
+        As :func:`load_model` would, in one line.
+    """
+    name = str(name_or_path)
+    if name in MODEL_NAMES:
+        if f"{name}-x{scale}" not in PRETRAINED:
+            available = ", ".join(sorted(PRETRAINED)) or "none"
+            raise WeightsError(
+                f"no shipped weights for model '{name}' at x{scale} (available: {available})"
+            )
+        return variant_config(name, scale)
+    path = Path(name_or_path)
+    if path.suffix != ".safetensors":
+        return load_model(path, scale=scale, device="cpu").config
+    if not path.is_file():
+        raise WeightsError(f"cannot load weights '{path}': no such file")
+    from safetensors import SafetensorError, safe_open
+
+    try:
+        with safe_open(str(path), framework="pt") as handle:
+            raw = (handle.metadata() or {}).get("cisr_config")
+            shapes = {key: tuple(handle.get_slice(key).get_shape()) for key in handle.keys()}
+    except (SafetensorError, OSError, ValueError) as error:
+        raise WeightsError(
+            f"cannot load weights '{path}': not a safetensors file ({error})"
+        ) from None
+    config = _config_from(raw, path, as_json=True) if raw else variant_config("lite", scale)
+    if config.scale != scale:
+        raise WeightsError(f"weights '{path}' are for x{config.scale}, not x{scale}")
+    with torch.device("meta"):
+        expected = {k: tuple(v.shape) for k, v in build_model(config).state_dict().items()}
+    if shapes != expected:
+        differing = sorted(set(shapes) ^ set(expected)) or sorted(
+            k for k in shapes if shapes[k] != expected[k]
+        )
+        raise WeightsError(f"weights '{path}' do not fit the model: {differing[0]} differs")
+    return config
+
+
 def load_model(
     name_or_path: str | Path = "lite",
     scale: int = 2,

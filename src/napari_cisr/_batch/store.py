@@ -1,0 +1,286 @@
+"""OUTPUT: the zarr store a batch writes, its job record, completion markers and metadata.
+
+How a store stays safe and resumable (the module docstring of :mod:`napari_cisr.batch` tells
+the whole story): it is laid out complete-but-empty in a temporary folder and renamed into
+place (:func:`create_store`); each block's task writes whole chunks, then touches its marker
+(:func:`write_block`); a rerun of the same job (:func:`same_job`) skips marked blocks; flags
+say when an array, then the store, is complete (:func:`set_complete`).
+"""
+
+from __future__ import annotations
+
+import glob
+import logging
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from napari_cisr._batch.cluster import return_free_memory
+from napari_cisr._batch.report import BatchError
+from napari_cisr._batch.sources import Item
+
+log = logging.getLogger(__name__)
+
+#: Folder inside OUTPUT holding the per-block completion markers while a job runs.
+MARKERS = ".napari-cisr-batch"
+#: Attribute key of the job description and completion flag.
+ATTR = "napari_cisr"
+
+
+# OME metadata
+# --------------------------------------------------------------------------------------------
+
+
+def ome_output(multiscales: dict[str, Any], item: Item, scale: int) -> dict[str, Any]:
+    """The output multiscales entry: level 0 at 1/scale pixel size, then 2× per level."""
+    ndim = item.source.ndim
+    first = multiscales["datasets"][0].get("coordinateTransformations", [])
+    pixel = [1.0] * ndim
+    shift = [0.0] * ndim
+    for transform in first:
+        if transform.get("type") == "scale":
+            pixel = [float(v) for v in transform["scale"]]
+        elif transform.get("type") == "translation":
+            shift = [float(v) for v in transform["translation"]]
+    datasets = []
+    for level, dataset in enumerate(multiscales["datasets"]):
+        factor = 2**level
+        level_pixel, level_shift = list(pixel), list(shift)
+        for axis in (item.y_axis, item.x_axis):
+            p0 = pixel[axis] / scale
+            # Output pixel i of level 0 is centred at input pixel (i + 0.5)/s − 0.5; a level-k
+            # pixel averages 2^k level-0 pixels.
+            t0 = shift[axis] + pixel[axis] * (0.5 / scale - 0.5)
+            level_pixel[axis] = p0 * factor
+            level_shift[axis] = t0 + p0 * (factor - 1) / 2
+        datasets.append(
+            {
+                "path": dataset["path"],
+                "coordinateTransformations": [
+                    {"type": "scale", "scale": level_pixel},
+                    {"type": "translation", "translation": level_shift},
+                ],
+            }
+        )
+    out = {k: v for k, v in multiscales.items() if k not in ("datasets", "metadata", "type")}
+    out["datasets"] = datasets
+    out["name"] = multiscales.get("name", item.name)
+    out["type"] = "mean"
+    out["metadata"] = {"description": f"napari-cisr x{scale} super-resolution, 2x mean pyramid"}
+    return out
+
+
+# --------------------------------------------------------------------------------------------
+# the output store
+# --------------------------------------------------------------------------------------------
+
+
+def read_job(output: Path) -> dict[str, Any] | None:
+    """The ``napari_cisr`` attribute of an existing store (array or group), or None."""
+    from napari_cisr.io import zarr_attrs
+
+    return zarr_attrs(output).get(ATTR)
+
+
+def is_zarr(path: Path) -> bool:
+    """Whether ``path`` is a zarr store (array or group, format 2 or 3)."""
+    return any((path / name).is_file() for name in ("zarr.json", ".zgroup", ".zarray"))
+
+
+def level_chunks(item: Item, shape: tuple[int, ...], core: int) -> tuple[int, ...]:
+    """Chunks of an output array: one ``core``-sided block per (y, x) chunk, whole colours."""
+    chunks = [1] * len(shape)
+    for axis in (item.y_axis, item.x_axis):
+        chunks[axis] = min(core, shape[axis])
+    if item.rgb_axis is not None:
+        chunks[item.rgb_axis] = shape[item.rgb_axis]
+    return tuple(chunks)
+
+
+def create_store(
+    output: Path,
+    kind: str,
+    items: list[Item],
+    levels: list[list[tuple[str, tuple[int, ...], tuple[int, ...]]]],
+    fmt: int,
+    job: dict[str, Any],
+    ome: dict[str, Any] | None,
+    extra_attrs: dict[str, Any],
+) -> None:
+    """Lay the whole store out in a temporary folder and rename it into place."""
+    import zarr
+
+    from napari_cisr.io import atomic_target
+
+    with atomic_target(output, overwrite=False, is_dir=True) as tmp:
+        state = {"complete": False, "job": job}
+        if kind == "array":
+            ((path, shape, chunks),) = levels[0]
+            dtype = items[0].source.dtype
+            array = zarr.create_array(
+                store=os.fspath(tmp),
+                shape=shape,
+                chunks=chunks,
+                dtype=dtype,
+                fill_value=0,
+                zarr_format=fmt,
+                overwrite=True,
+            )
+            array.attrs.update({**extra_attrs, ATTR: state})
+        else:
+            root = zarr.open_group(os.fspath(tmp), mode="w", zarr_format=fmt)
+            for item, item_levels in zip(items, levels, strict=True):
+                for path, shape, chunks in item_levels:
+                    array = root.create_array(
+                        path, shape=shape, chunks=chunks, dtype=item.source.dtype, fill_value=0
+                    )
+                    array.attrs[ATTR] = {"complete": False, "source": item.name}
+            attrs: dict[str, Any] = dict(extra_attrs)
+            if ome is not None:
+                if fmt == 3:
+                    attrs["ome"] = {"version": "0.5", "multiscales": [ome]}
+                else:
+                    attrs["multiscales"] = [{"version": "0.4", **ome}]
+            root.attrs.update({**attrs, ATTR: state})
+        (tmp / MARKERS).mkdir()
+
+
+def set_complete(output: Path, path: str, complete: bool, **extra: Any) -> None:
+    """Set the ``complete`` flag (and ``extra`` keys) of the array at ``path`` ("" = root)."""
+    import zarr
+
+    if path:
+        node = zarr.open(store=os.fspath(output), path=path, mode="r+")
+    else:
+        node = zarr.open(store=os.fspath(output), mode="r+")
+    state = dict(node.attrs.get(ATTR, {}))
+    state.update(complete=complete, **extra)
+    node.attrs[ATTR] = state
+
+
+# --------------------------------------------------------------------------------------------
+# block tasks
+# --------------------------------------------------------------------------------------------
+
+
+def remove_partial_chunks(output: Path) -> None:
+    """Delete the temporary files of chunk writes a killed run left in ``output``.
+
+    zarr's LocalStore writes each chunk to ``<chunk>.<uuid4 hex>.partial`` and renames it into
+    place; a process killed between the two leaves the temporary file behind. Nothing else in a
+    store ends in ``.partial``, and only the job that owns the store writes into it.
+    """
+    for leftover in output.rglob("*.partial"):
+        stem = leftover.name[: -len(".partial")]
+        token = stem.rpartition(".")[2]
+        if len(token) == 32 and all(c in "0123456789abcdef" for c in token):
+            log.debug("removing the interrupted chunk write '%s'", leftover)
+            leftover.unlink(missing_ok=True)
+
+
+def marker_dir(output: Path, array_path: str) -> Path:
+    """The folder of an array's block markers."""
+    return output / MARKERS / (array_path.replace("/", "__") or "_")
+
+
+def write_block(
+    block: np.ndarray,
+    store: str,
+    array_path: str,
+    region: tuple,
+    channel_first: bool,
+    marker: str,
+    trim: bool = True,
+) -> int:
+    """dask task: write one output block into its (whole) zarr chunks, then mark it done.
+
+    ``trim`` gives the C heap's free pages back afterwards (:func:`return_free_memory`).
+    """
+    import zarr
+
+    array = zarr.open_array(store=store, path=array_path or None, mode="r+")
+    data = np.moveaxis(block, -1, 0) if channel_first else block
+    array[region] = data
+    Path(marker).touch()
+    if trim:
+        return_free_memory()
+    return int(block.size)
+
+
+#: Job keys that do not decide what a store holds: which files failed to read is a report (a
+#: rerun after the bad files were removed, or still with them, finishes the same store), and a
+#: rerun adopts the torch thread count of the run that started the store.
+REPORT_KEYS = frozenset({"failed_on_read", "torch_threads"})
+
+
+def same_job(stored: dict[str, Any] | None, job: dict[str, Any]) -> bool:
+    """Whether a stored job makes the same store as ``job`` (report-only keys aside)."""
+    if stored is None:
+        return False
+    keys = (set(stored) | set(job)) - REPORT_KEYS
+    return all(stored.get(key) == job.get(key) for key in keys)
+
+
+def job_difference(state: dict[str, Any] | None, job: dict[str, Any]) -> str:
+    """`` and holds another job (its tile differs)``, for the refusal message."""
+    stored = (state or {}).get("job")
+    if stored is None:
+        return ""
+    keys = sorted((set(stored) | set(job)) - REPORT_KEYS)
+    differing = [key for key in keys if stored.get(key) != job.get(key)]
+    if not differing:
+        return ""
+    verb = "differs" if len(differing) == 1 else "differ"
+    return f" and holds another job (its {', '.join(differing)} {verb})"
+
+
+def remove_stale_temporaries(output: Path) -> None:
+    """Remove the temporary store a killed run was creating beside OUTPUT (``.NAME.XXXX.tmp``).
+
+    An old store a killed ``--overwrite`` run had moved aside (``.NAME.old-PID``) is the
+    user's data: it is left alone.
+    """
+    parent = output.parent if str(output.parent) else Path(".")
+    for stale in parent.glob(f".{glob.escape(output.name)}.*.tmp"):
+        log.info("removing '%s', left by an interrupted run", stale)
+        if stale.is_dir() and not stale.is_symlink():
+            shutil.rmtree(stale, ignore_errors=True)
+        else:
+            stale.unlink(missing_ok=True)
+
+
+def written(output: Path, array_path: str) -> int:
+    """Blocks of an array a previous run of the job wrote (their markers exist)."""
+    markers = marker_dir(output, array_path)
+    return sum(1 for _ in markers.iterdir()) if markers.is_dir() else 0
+
+
+def check_paths(source: Path, output: Path, overwrite: bool) -> None:
+    """Raise BatchError unless INPUT exists and OUTPUT may be written where it is asked."""
+    if not source.exists():
+        raise BatchError(f"input '{source}' does not exist")
+    src, out = source.resolve(), output.resolve()
+    if src == out or src in out.parents or out in src.parents:
+        raise BatchError(
+            f"output '{output}' must be outside the input '{source}' and not contain it"
+        )
+    if not out.parent.is_dir():
+        raise BatchError(f"output folder '{out.parent}' does not exist")
+    if (output.exists() or output.is_symlink()) and overwrite and not is_zarr(output):
+        raise BatchError(f"refusing to overwrite '{output}': it is not a zarr store")
+
+
+def array_complete(output: Path, item: Item, kind: str) -> bool:
+    """Whether an array of a group store was finished by an earlier run of the job."""
+    if kind != "group" or not item.path:
+        return False
+    import zarr
+
+    try:
+        node = zarr.open_array(store=os.fspath(output), path=item.path, mode="r")
+    except Exception:  # a missing array is simply not complete
+        return False
+    return bool(node.attrs.get(ATTR, {}).get("complete"))
