@@ -2,8 +2,8 @@
 
 Every ``import``/``from ... import`` of a ``napari_cisr`` module counts, at module level or
 inside a function (a deferred import is still a dependency), except those under
-``if TYPE_CHECKING:``. Sub-packages (``model``, ``engine``, ``io``, ``train``, ``_batch``) are drawn as one
-node each; a circle is looked for between modules, not packages.
+``if TYPE_CHECKING:``. Sub-packages (``model``, ``engine``, ``io``, ``train``, ``_batch``) are
+drawn as one node each; a circle is looked for between modules, not packages.
 
     python scripts/import_graph.py            # Mermaid text, for docs/architecture.md
     python scripts/import_graph.py --check    # exit 1 and name the circle if there is one
