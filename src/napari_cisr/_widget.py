@@ -10,22 +10,15 @@ Exceptions are caught inside the job and returned as :class:`~napari_cisr._job.J
 shown with ``show_error``: nothing raises inside Qt. No compute happens here, and the job
 (``napari_cisr._job``) imports neither napari nor Qt; this module only adapts layers.
 
-Geometry: a super-resolved pixel ``i`` has its centre at input pixel ``(i + 0.5)/s - 0.5``,
-so an output ``s``× larger gets ``scale = scale_in / s`` and a translate chosen so that the
-pixel centres coincide in world coordinates (:func:`output_geometry`), whatever the input's
-scale, translate, rotate, shear and affine. Leading (T/Z) axes keep their scale and translate.
+Where the outputs go and which layers are added is :mod:`napari_cisr._layers` (no Qt).
 """
 
 from __future__ import annotations
 
-import itertools
 import time
-from collections.abc import Generator, Sequence
-from dataclasses import dataclass, field
-from pathlib import Path
+from collections.abc import Generator
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
 from magicgui.widgets import (
     CheckBox,
     ComboBox,
@@ -44,62 +37,24 @@ from napari_cisr._job import (
     JobOutcome,
     JobProgress,
     SuperResolveParams,
-    is_dask_array,
     run_job,
 )
-from napari_cisr.options import PRESET_HELP, PRESETS, InferenceOptions
+from napari_cisr._layers import (
+    OUTPUT_SUFFIX,
+    PlaneJob,
+    add_result_layers,
+    no_blocking_hint,
+    output_geometry,
+    plan_job,
+)
+from napari_cisr.options import PRESET_HELP, PRESETS
 from napari_cisr.registry import PRECISIONS, shipped_variants
-from napari_cisr.values import MIN_SIDE, VALUE_RANGES, ValueMapping, choose_mapping
+from napari_cisr.values import VALUE_RANGES
 
 if TYPE_CHECKING:  # pragma: no cover
     import napari
-    from napari.layers import Image
 
 __all__ = ["SuperResolveWidget", "output_geometry"]
-
-
-# --------------------------------------------------------------------------------------------
-# geometry
-# --------------------------------------------------------------------------------------------
-
-
-def output_geometry(layer: Image, factor: float, plane: Sequence[int] = ()) -> dict[str, Any]:
-    """Layer kwargs placing an output ``factor``× larger than ``layer`` in the same world.
-
-    Output pixel ``i`` (on each of the last two axes) has its centre at input pixel
-    ``(i + 0.5)/factor - 0.5``; on a leading axis, output index 0 sits at input index
-    ``plane[k]`` (0 when ``plane`` is empty, i.e. the whole stack was processed).
-
-    Parameters
-    ----------
-    layer : napari.layers.Image
-        The input layer.
-    factor : float
-        How much larger the output is on the last two axes (1 for LR-size outputs).
-    plane : sequence of int, optional
-        The leading-axis indices the output starts at.
-
-    Returns
-    -------
-    dict
-        ``scale``, ``translate``, ``rotate``, ``shear`` and ``affine`` for the output layer.
-    """
-    ndim = layer.ndim
-    lead = ndim - 2
-    u0 = np.zeros(ndim)
-    u0[:lead] = list(plane) if len(plane) else 0
-    u0[lead:] = 0.5 / factor - 0.5
-    scale = np.asarray(layer.scale, dtype=float).copy()
-    scale[lead:] /= factor
-    # world(out 0) = affine(data2physical_in(u0)): undo the layer's extra affine to get translate
-    translate = np.asarray(layer.affine.inverse(layer.data_to_world(u0)), dtype=float)
-    return {
-        "scale": tuple(scale),
-        "translate": tuple(translate),
-        "rotate": np.asarray(layer.rotate),
-        "shear": np.asarray(layer.shear),
-        "affine": np.asarray(layer.affine.affine_matrix),
-    }
 
 
 # --------------------------------------------------------------------------------------------
@@ -174,70 +129,12 @@ def _wrap_and_elide(label: Label) -> None:
     label.native.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
 
 
-def _check_plane_size(shape: Sequence[int], stacked: bool) -> None:
-    """Refuse planes smaller than the core accepts, with what the user can do about it.
-
-    ``stacked``: the plane was sliced from a layer with leading axes, where an H×W×C array
-    with few channels ends up as H planes of W×C pixels.
-    """
-    h, w = shape[:2]
-    if min(h, w) >= MIN_SIDE:
-        return
-    if stacked and w <= 4:
-        raise ValueError(
-            f"each plane is {h}×{w} pixels, below the {MIN_SIDE}-pixel minimum; if the last "
-            "axis holds channels, open the image with them as separate layers (channel_axis)"
-        )
-    raise ValueError(f"the image is {h}×{w} pixels; both sides must be at least {MIN_SIDE}")
-
-
-def _core_maps_it(mapping: ValueMapping, dtype: Any) -> bool:
-    """True when the core's own mapping (by dtype; floats as [0, 1]) equals ``mapping``."""
-    dtype = np.dtype(dtype)
-    if np.issubdtype(dtype, np.unsignedinteger) and dtype.itemsize <= 2:
-        return mapping.low == 0 and mapping.high == np.iinfo(dtype).max
-    return np.issubdtype(dtype, np.floating) and (mapping.low, mapping.high) == (0.0, 1.0)
-
-
 def _duration(seconds: float) -> str:
     if seconds < 90:
         return f"{max(1, round(seconds))} s"
     if seconds < 90 * 60:
         return f"{round(seconds / 60)} min"
     return f"{seconds / 3600:.1f} h"
-
-
-#: Every layer the widget adds ends its name with this.
-OUTPUT_SUFFIX = " (CISR)"
-
-#: The reader's description of the input file (io.image_info) carried into the metadata.
-_SOURCE_KEYS = ("path", "codec", "quality", "lossless", "subsampling")
-
-#: Blocking map colours: transparent where there is no blocking, yellow to red where there is.
-_BLOCKING_COLORS = np.array(
-    [[1.0, 1.0, 0.0, 0.0], [1.0, 0.85, 0.0, 0.8], [1.0, 0.1, 0.0, 1.0]], dtype=np.float32
-)
-_BLOCKING_MEANING = (
-    "d(z), the blocking detector's map at the input's size: 1 where a JPEG block edge is "
-    "detected (the non-local operator does not borrow from it), 0 where none is"
-)
-
-
-@dataclass
-class _Job:
-    layer: Any
-    params: SuperResolveParams
-    planes: list[Any]
-    indices: list[tuple[int, ...]]
-    lead_shape: tuple[int, ...]
-    current_plane: tuple[int, ...] | None
-    kwargs: dict[str, Any] = field(default_factory=dict)
-    #: How the layer's values were mapped to [0, 1]; None when the core's own mapping (by
-    #: dtype, or floats already in [0, 1]) is the chosen one and the data goes in unchanged.
-    mapping: ValueMapping | None = None
-    chosen_mapping: ValueMapping | None = None
-    dtype: Any = None
-    started: float = 0.0
 
 
 #: The speed choice shown when the iterations match no preset.
@@ -297,7 +194,7 @@ class SuperResolveWidget(Container):
         self._viewer = viewer
         self.params = SuperResolveParams()
         self.worker: Any = None
-        self._job: _Job | None = None
+        self._job: PlaneJob | None = None
         self._job_gen: Generator | None = None
 
         self.image_layer = ComboBox(label="image", choices=self._image_layers)
@@ -510,62 +407,8 @@ class SuperResolveWidget(Container):
             self.cancel_button.enabled = False
             self.worker.quit()
 
-    def _prepare(self) -> _Job:
-        p = self.params
-        layer = self.image_layer.value
-        if layer is None:
-            raise ValueError("select an image layer first")
-        if p.weights and not Path(p.weights).is_file():
-            raise ValueError(f"weights file {p.weights!r} does not exist")
-        model: Any = Path(p.weights) if p.weights else p.model
-        options = InferenceOptions(
-            scale=p.scale,
-            model=str(model),
-            iterations=p.iterations or None,  # the spin box's 0 is "model default"
-            tile=p.tile,
-            device=p.device,
-            precision=p.precision,
-            self_ensemble=bool(p.self_ensemble),
-        ).validate()  # the CLI's checks, in the CLI's words
-        data = layer.data[0] if layer.multiscale else layer.data
-        lead_shape = tuple(data.shape[: layer.ndim - 2])
-        if lead_shape and not p.whole_stack:
-            point = layer.world_to_data(self._viewer.dims.point)
-            current = tuple(
-                int(np.clip(np.round(x), 0, n - 1))
-                for x, n in zip(point[: len(lead_shape)], lead_shape, strict=True)
-            )
-            indices = [current]
-        else:
-            current = None
-            indices = list(itertools.product(*(range(n) for n in lead_shape)))
-        planes = [data[idx] if idx else data for idx in indices]
-        _check_plane_size(planes[0].shape, stacked=bool(lead_shape))
-        chosen = choose_mapping(
-            data,
-            p.value_range,
-            contrast_limits=tuple(layer.contrast_limits),
-            bit_depth=p.bit_depth or None,
-        )
-        mapping = None if _core_maps_it(chosen, data.dtype) else chosen
-        dtype = data.dtype
-        if mapping is not None:
-            planes = [mapping.to_unit(plane) for plane in planes]
-        kwargs = {
-            "scale": int(options.scale),
-            "model": model,
-            "iterations": options.iterations,
-            "tile": options.tile,
-            "device": options.device,
-            "precision": options.precision,
-            "self_ensemble": options.self_ensemble,
-            "intermediates": bool(p.intermediates or p.blocking_map),
-        }
-        params = SuperResolveParams(**{k: getattr(p, k) for k in p.__dataclass_fields__})
-        job = _Job(layer, params, planes, indices, lead_shape, current, kwargs)
-        job.mapping, job.chosen_mapping, job.dtype = mapping, chosen, dtype
-        job.started = time.monotonic()
-        return job
+    def _prepare(self) -> PlaneJob:
+        return plan_job(self.image_layer.value, self.params, self._viewer.dims.point)
 
     # ---------------------------------------------------------------- worker callbacks
     def _on_progress(self, update: JobProgress) -> None:
@@ -603,114 +446,10 @@ class SuperResolveWidget(Container):
         if job is None or outcome is None:  # aborted
             return
         try:
-            self._add_layers(job, outcome.results, outcome.blocking)
+            add_result_layers(self._viewer, job, outcome.results, outcome.blocking)
         except Exception as e:  # never raise inside Qt
             self._notify_error(f"napari-cisr: could not add the result: {type(e).__name__}: {e}")
             return
         self.progress.value = 1000
         mapped = f" ({job.mapping.describe()})" if job.mapping is not None else ""
-        self.set_status("done" + mapped + self._hint(outcome.blocking))
-
-    # ---------------------------------------------------------------- outputs
-    def _assemble(self, job: _Job, arrays: list[Any]) -> Any:
-        """Put per-plane arrays back into the leading (T/Z) axes."""
-        if not job.lead_shape:
-            return arrays[0]
-        lead = job.lead_shape if job.current_plane is None else (1,) * len(job.lead_shape)
-        if any(is_dask_array(a) for a in arrays):
-            import dask.array as da
-
-            stacked = da.stack(arrays)
-        else:
-            stacked = np.stack([np.asarray(a) for a in arrays])
-        return stacked.reshape(lead + tuple(arrays[0].shape))
-
-    @staticmethod
-    def _hint(report: Any) -> str:
-        """A one-line hint when the input shows no JPEG blocking (an uncompressed image)."""
-        if report is not None and report.grid is None:
-            return (
-                " — no JPEG blocking was found in this image: the model is meant for "
-                "compressed images, and may smooth a clean one"
-            )
-        return ""
-
-    def _to_layer_values(self, job: _Job, array: Any) -> Any:
-        """A core output back to the input's dtype and value range."""
-        return array if job.mapping is None else job.mapping.from_unit(array, job.dtype)
-
-    def _add_layers(self, job: _Job, results: list[Any], report: Any) -> None:
-        layer, p, s = job.layer, job.params, job.params.scale
-        plane = job.current_plane or ()
-        hr_geom = output_geometry(layer, s, plane)
-        lr_geom = output_geometry(layer, 1, plane)
-        common: dict[str, Any] = {"rgb": layer.rgb}
-        if not layer.rgb:
-            common["colormap"] = layer.colormap
-        axes = {"units": tuple(str(u) for u in layer.units), "axis_labels": layer.axis_labels}
-        look = {"contrast_limits": layer.contrast_limits, "gamma": layer.gamma}
-        settings = (
-            "scale", "model", "weights", "iterations", "tile", "device", "precision",
-            "self_ensemble", "value_range", "bit_depth",
-        )  # fmt: skip
-        cisr = {k: getattr(p, k) for k in settings}
-        cisr["values"] = job.chosen_mapping.as_metadata()
-        source_codec = {k: layer.metadata[k] for k in _SOURCE_KEYS if k in layer.metadata}
-        if source_codec:  # what the reader found out about the input file
-            cisr["source"] = source_codec
-        meta = {"source": layer.name, "cisr": cisr}
-
-        def values(arrays: list[Any]) -> Any:
-            return self._assemble(job, [self._to_layer_values(job, a) for a in arrays])
-
-        if p.blocking_map and results[0].blocking is not None:
-            from napari.utils.colormaps import Colormap
-
-            bmap = self._assemble(job, [r.blocking for r in results])
-            grid = {}
-            if report is not None:  # computed in the worker (run_job), not on this thread
-                grid = {"grid": report.grid, "offset": report.offset, "score": report.score}
-            self._viewer.add_image(
-                bmap,
-                name=f"{layer.name} blocking map{OUTPUT_SUFFIX}",
-                colormap=Colormap(_BLOCKING_COLORS, name="cisr blocking"),
-                contrast_limits=(0.0, 1.0),
-                blending="translucent",
-                visible=False,
-                metadata={"source": layer.name, "meaning": _BLOCKING_MEANING, **grid},
-                **axes,
-                **lr_geom,
-            )
-        if p.intermediates and results[0].y_hats:
-            n_j = len(results[0].y_hats)
-            for j in range(n_j):
-                for module, geom, estimates in (
-                    ("ARM", lr_geom, [r.y_hats[j] for r in results]),
-                    ("REM", hr_geom, [r.x_hats[j] for r in results]),
-                ):
-                    what = "artefacts removed, input size" if module == "ARM" else f"×{s}"
-                    self._viewer.add_image(
-                        values(estimates),
-                        name=f"{layer.name} {module} {j + 1}/{n_j}{OUTPUT_SUFFIX}",
-                        visible=False,
-                        metadata={
-                            "source": layer.name,
-                            "estimate": f"{'ŷ' if module == 'ARM' else 'x̂'}_{j + 1}",
-                            "meaning": f"iteration {j + 1} of {n_j}, {module} ({what})",
-                        },
-                        **common,
-                        **look,
-                        **axes,
-                        **geom,
-                    )
-        # the result last: on top, visible, selected
-        result = self._viewer.add_image(
-            values([r.image for r in results]),
-            name=f"{layer.name} ×{s}{OUTPUT_SUFFIX}",
-            metadata=meta,
-            **common,
-            **look,
-            **axes,
-            **hr_geom,
-        )
-        self._viewer.layers.selection.active = result
+        self.set_status("done" + mapped + no_blocking_hint(outcome.blocking))

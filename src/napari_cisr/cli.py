@@ -9,6 +9,7 @@ read), 1 for work that failed (an unreadable input, a batch item that failed).
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import logging
 import os
 import sys
@@ -393,6 +394,8 @@ def _add_demo(sub: argparse._SubParsersAction) -> None:
 
 def _cmd_eval(args: argparse.Namespace) -> None:
     _check_options(args)
+    if importlib.util.find_spec("skimage") is None:
+        raise CLIError("eval needs scikit-image for SSIM: pip install 'napari-cisr[train]'")
     from napari_cisr.degrade import TRAIN_CONFIGS, UNSEEN_JPEG_CONFIGS, parse_configs
     from napari_cisr.io import write_json
     from napari_cisr.train.evaluate import evaluate, format_table

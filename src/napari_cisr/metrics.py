@@ -43,27 +43,29 @@ def psnr_y(output: np.ndarray, reference: np.ndarray, shave: int = 0) -> float:
     return float("inf") if mse == 0 else float(10.0 * np.log10(255.0**2 / mse))
 
 
-def _gaussian_filter(image: np.ndarray, size: int = 11, sigma: float = 1.5) -> np.ndarray:
-    """'valid' 2D Gaussian filtering (separable), as in the reference SSIM code."""
-    x = np.arange(size) - size // 2
-    kernel = np.exp(-(x**2) / (2 * sigma**2))
-    kernel /= kernel.sum()
-    rows = np.apply_along_axis(lambda r: np.convolve(r, kernel, mode="valid"), 1, image)
-    return np.apply_along_axis(lambda c: np.convolve(c, kernel, mode="valid"), 0, rows)
-
-
 def ssim_y(output: np.ndarray, reference: np.ndarray, shave: int = 0) -> float:
-    """SSIM on Y (11×11 Gaussian window, sigma 1.5, K1 = 0.01, K2 = 0.03, L = 255)."""
+    """SSIM on Y (11×11 Gaussian window, sigma 1.5, K1 = 0.01, K2 = 0.03, L = 255).
+
+    scikit-image's ``structural_similarity`` with the reference code's settings (population
+    covariance, the window's valid region only), so the figures match Wang et al.'s MATLAB
+    ``ssim_index`` and BasicSR's ``calculate_ssim``. Needs scikit-image (the ``train`` extra).
+
+    Parameters
+    ----------
+    output, reference : ndarray
+        H×W×3 RGB (or H×W grey) of equal shape; uint8, or float in [0, 1].
+    shave : int
+        Border pixels removed on each side before comparing.
+    """
+    from skimage.metrics import structural_similarity
+
     if output.shape != reference.shape:
         raise ValueError(f"shape mismatch: {output.shape} vs {reference.shape}")
     a = _shave(rgb_to_y(output), shave)
     b = _shave(rgb_to_y(reference), shave)
-    c1, c2 = (0.01 * 255) ** 2, (0.03 * 255) ** 2
-    mu_a, mu_b = _gaussian_filter(a), _gaussian_filter(b)
-    var_a = _gaussian_filter(a * a) - mu_a**2
-    var_b = _gaussian_filter(b * b) - mu_b**2
-    cov = _gaussian_filter(a * b) - mu_a * mu_b
-    ssim_map = ((2 * mu_a * mu_b + c1) * (2 * cov + c2)) / (
-        (mu_a**2 + mu_b**2 + c1) * (var_a + var_b + c2)
-    )
-    return float(ssim_map.mean())
+    return float(
+        structural_similarity(
+            a, b, data_range=255.0, gaussian_weights=True, sigma=1.5,
+            use_sample_covariance=False, K1=0.01, K2=0.03,
+        )
+    )  # fmt: skip

@@ -49,9 +49,9 @@ PRETRAINED: dict[str, WeightSpec] = {
         variant="lite",
         scale=3,
         filename="lite-x3.safetensors",
-        sha256="a321249a315a64fe2ee3feec457a30b380ad313098dee0f748c08363b0863af7",
+        sha256="13c9e10e866a1e88a08f1e361943a9da98615a8e3cc9c3bd8bd43f7fcb5f33e0",
         description=(
-            "stage 15 of experiments/configs/lite-x3/; its lineage, data, commands and "
+            "stage 16 of experiments/configs/lite-x3/; its lineage, data, commands and "
             "scores are in docs/models.md"
         ),
     ),
@@ -59,9 +59,9 @@ PRETRAINED: dict[str, WeightSpec] = {
         variant="lite",
         scale=4,
         filename="lite-x4.safetensors",
-        sha256="a0b5589115a291698e1f6628a4b9aed9f3ad1bc4c7ebfe2aabc55813684ab6a1",
+        sha256="59cfd835106722e45ac2c05aaa337d795936db9cf8e15899139c7eef4da0a669",
         description=(
-            "stage 15 of experiments/configs/lite-x4/; its lineage, data, commands and "
+            "stage 16 of experiments/configs/lite-x4/; its lineage, data, commands and "
             "scores are in docs/models.md"
         ),
     ),

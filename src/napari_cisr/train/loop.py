@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from tqdm import tqdm
 
 from napari_cisr.degrade import (
     TRAIN_CONFIGS,
@@ -278,12 +279,6 @@ def _record_validation(
     return best
 
 
-def _format_eta(seconds: float) -> str:
-    minutes, sec = divmod(int(seconds), 60)
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours:d}:{minutes:02d}:{sec:02d}"
-
-
 def train(cfg: TrainConfig) -> Path:
     """Train (or resume) a model; returns the path of the best weights (safetensors).
 
@@ -418,7 +413,7 @@ def train(cfg: TrainConfig) -> Path:
                 "step %d/%d loss %.4f lr %.2e %.3fs/step (%.0f%% waiting for data) eta %s "
                 "best %.3f dB",
                 step, cfg.steps, float(running), learning_rate(cfg, step), rate,
-                100 * data_wait / elapsed, _format_eta(rate * (cfg.steps - step)), best,
+                100 * data_wait / elapsed, tqdm.format_interval(rate * (cfg.steps - step)), best,
             )  # fmt: skip
         if val_pairs and (step % cfg.validate_every == 0 or step == cfg.steps):
             elapsed = time.perf_counter() - started
