@@ -126,6 +126,37 @@ def test_widget_super_resolves_sample_with_aligned_outputs(make_napari_viewer, q
     np.testing.assert_allclose(out.scale, (0.35, 0.65))
 
 
+def test_widget_previews_the_visible_region_on_the_compression_grid(
+    make_napari_viewer, qtbot, weights_file
+):
+    """Issue 22 §6: a region shown on the canvas runs first, placed where it lies in the image."""
+    viewer = make_napari_viewer(show=True)  # corner_pixels follows a canvas that is drawn
+    (src,) = viewer.open_sample(PLUGIN, "jpeg_q15")
+    src.scale = (0.5, 2.0)
+    h, w = src.data.shape[:2]
+    viewer.camera.center = (0.5 * (h / 2 + 5), 2.0 * (w / 2 - 7))
+    viewer.camera.zoom *= 4
+    qtbot.waitUntil(lambda: np.ptp(src.corner_pixels[:, 0]) < h - 1, timeout=TIMEOUT_MS)
+    widget = _dock_with_weights(viewer, weights_file)
+    widget._fields["visible_region"].value = True
+    assert widget.params.visible_region is True
+
+    _run_to_end(qtbot, widget)
+
+    out = viewer.layers[f"{src.name} ×2 preview (CISR)"]
+    region = out.metadata["cisr"]["region"]
+    (r0, r1), (c0, c1) = region["rows"], region["cols"]
+    shown = src.corner_pixels
+    # the region covers what is shown, grown to whole 16-pixel blocks, and is not the image
+    assert r0 % 16 == 0 and c0 % 16 == 0 and (r1 - r0, c1 - c0) != (h, w)
+    assert r0 <= shown[0, 0] and shown[1, 0] < r1 and c0 <= shown[0, 1] and shown[1, 1] < c1
+    assert out.data.shape == (2 * (r1 - r0), 2 * (c1 - c0), 3)
+    for i, j in [(0, 0), (5, 9), (2 * (r1 - r0) - 1, 2 * (c1 - c0) - 1)]:
+        lr = np.add(_hr_centre_in_lr([i, j], 2), (r0, c0))
+        np.testing.assert_allclose(out.data_to_world([i, j]), src.data_to_world(lr), atol=1e-9)
+    assert widget.status.value.startswith("done")
+
+
 def test_widget_precision_and_self_ensemble_reach_the_core(
     make_napari_viewer, qtbot, perturbed_weights
 ):

@@ -84,6 +84,9 @@ class SuperResolveParams:
         Also add the input's blocking map as an overlay.
     whole_stack : bool
         For a T/Z stack, process every plane instead of the current one.
+    visible_region : bool
+        A preview: process only the part of the image shown on the canvas (grown to whole
+        16-pixel blocks, so the compression grid keeps its phase), not the whole image.
     value_range : str
         How the layer's values map to the network's [0, 1], one of
         :data:`napari_cisr.values.VALUE_RANGES`: ``"auto"`` maps unsigned integers by their
@@ -104,6 +107,7 @@ class SuperResolveParams:
     intermediates: bool = False
     blocking_map: bool = False
     whole_stack: bool = False
+    visible_region: bool = False
     value_range: str = "auto"
     bit_depth: int = 0
 

@@ -38,6 +38,7 @@ __all__ = [
     "no_blocking_hint",
     "output_geometry",
     "plan_job",
+    "visible_window",
 ]
 
 #: Every layer the widget adds ends its name with this.
@@ -49,7 +50,7 @@ _SOURCE_KEYS = ("path", "codec", "quality", "lossless", "subsampling")
 #: The widget settings recorded in the result's metadata.
 _SETTINGS = (
     "scale", "model", "weights", "iterations", "tile", "device", "precision",
-    "self_ensemble", "value_range", "bit_depth",
+    "self_ensemble", "value_range", "bit_depth", "visible_region",
 )  # fmt: skip
 
 #: Blocking map colours: transparent where there is no blocking, yellow to red where there is.
@@ -62,7 +63,9 @@ _BLOCKING_MEANING = (
 )
 
 
-def output_geometry(layer: Image, factor: float, plane: Sequence[int] = ()) -> dict[str, Any]:
+def output_geometry(
+    layer: Image, factor: float, plane: Sequence[int] = (), origin: Sequence[int] = (0, 0)
+) -> dict[str, Any]:
     """Layer kwargs placing an output ``factor``× larger than ``layer`` in the same world.
 
     Output pixel ``i`` (on each of the last two axes) has its centre at input pixel
@@ -77,6 +80,9 @@ def output_geometry(layer: Image, factor: float, plane: Sequence[int] = ()) -> d
         How much larger the output is on the last two axes (1 for LR-size outputs).
     plane : sequence of int, optional
         The leading-axis indices the output starts at.
+    origin : sequence of int, optional
+        ``(row, col)`` of the input pixel the output's first pixel comes from (a region's
+        corner; 0, 0 for the whole image).
 
     Returns
     -------
@@ -87,7 +93,7 @@ def output_geometry(layer: Image, factor: float, plane: Sequence[int] = ()) -> d
     lead = ndim - 2
     u0 = np.zeros(ndim)
     u0[:lead] = list(plane) if len(plane) else 0
-    u0[lead:] = 0.5 / factor - 0.5
+    u0[lead:] = np.asarray(origin, dtype=float) + 0.5 / factor - 0.5
     scale = np.asarray(layer.scale, dtype=float).copy()
     scale[lead:] /= factor
     # world(out 0) = affine(data2physical_in(u0)): undo the layer's extra affine to get translate
@@ -136,6 +142,32 @@ def no_blocking_hint(report: Any) -> str:
     return ""
 
 
+#: A preview region is grown to multiples of this (JPEG's 8×8 and 16×16 MCUs, WebP's 16×16
+#: macroblocks), so that it starts on the compression grid as the whole image does.
+REGION_ALIGN = 16
+
+
+def visible_window(layer: Any) -> tuple[slice, slice]:
+    """The rows and columns of ``layer`` shown on the canvas, grown to whole blocks.
+
+    From napari's ``layer.corner_pixels`` (the displayed region in data coordinates, kept
+    up to date by the canvas); at least :data:`~napari_cisr.values.MIN_SIDE` pixels a side.
+    """
+    if layer.multiscale:
+        raise ValueError("the visible-region preview needs a single-resolution layer")
+    data = layer.data
+    height, width = data.shape[layer.ndim - 2 : layer.ndim]
+    corners = np.asarray(layer.corner_pixels)[:, -2:]
+    window = []
+    for (low, high), size in zip(corners.T, (height, width), strict=True):
+        start = int(max(0, low)) // REGION_ALIGN * REGION_ALIGN
+        stop = min(size, -(-(int(high) + 1) // REGION_ALIGN) * REGION_ALIGN)
+        if stop - start < MIN_SIDE:
+            start, stop = max(0, min(start, size - MIN_SIDE)), min(size, start + MIN_SIDE)
+        window.append(slice(start, stop))
+    return window[0], window[1]
+
+
 @dataclass
 class PlaneJob:
     """The plane(s) *Run* sliced out of ``layer``, and how to put results back."""
@@ -153,6 +185,8 @@ class PlaneJob:
     chosen_mapping: ValueMapping | None = None
     dtype: Any = None
     started: float = 0.0
+    #: ``(rows, cols)`` of a preview region; None: the whole plane.
+    window: tuple[slice, slice] | None = None
 
     def assemble(self, arrays: list[Any]) -> Any:
         """Put per-plane arrays back into the leading (T/Z) axes."""
@@ -219,6 +253,9 @@ def plan_job(layer: Any, p: SuperResolveParams, world_point: Sequence[float]) ->
         current = None
         indices = list(itertools.product(*(range(n) for n in lead_shape)))
     planes = [data[idx] if idx else data for idx in indices]
+    window = visible_window(layer) if p.visible_region else None
+    if window is not None:
+        planes = [plane[window] for plane in planes]
     check_plane_size(planes[0].shape, stacked=bool(lead_shape))
     chosen = choose_mapping(
         data,
@@ -243,6 +280,7 @@ def plan_job(layer: Any, p: SuperResolveParams, world_point: Sequence[float]) ->
     params = SuperResolveParams(**{k: getattr(p, k) for k in p.__dataclass_fields__})
     job = PlaneJob(layer, params, planes, indices, lead_shape, current, kwargs)
     job.mapping, job.chosen_mapping, job.dtype = mapping, chosen, dtype
+    job.window = window
     job.started = time.monotonic()
     return job
 
@@ -258,8 +296,9 @@ def add_result_layers(
     """
     layer, p, s = job.layer, job.params, job.params.scale
     plane = job.current_plane or ()
-    hr_geom = output_geometry(layer, s, plane)
-    lr_geom = output_geometry(layer, 1, plane)
+    origin = (0, 0) if job.window is None else (job.window[0].start, job.window[1].start)
+    hr_geom = output_geometry(layer, s, plane, origin)
+    lr_geom = output_geometry(layer, 1, plane, origin)
     common: dict[str, Any] = {"rgb": layer.rgb}
     if not layer.rgb:
         common["colormap"] = layer.colormap
@@ -270,6 +309,11 @@ def add_result_layers(
     source_codec = {k: layer.metadata[k] for k in _SOURCE_KEYS if k in layer.metadata}
     if source_codec:  # what the reader found out about the input file
         cisr["source"] = source_codec
+    what = f"×{s}"
+    if job.window is not None:
+        rows, cols = job.window
+        cisr["region"] = {"rows": [rows.start, rows.stop], "cols": [cols.start, cols.stop]}
+        what = f"×{s} preview"
 
     if p.blocking_map and results[0].blocking is not None:
         from napari.utils.colormaps import Colormap
@@ -313,7 +357,7 @@ def add_result_layers(
     # the result last: on top, visible, selected
     result = viewer.add_image(
         job.layer_values([r.image for r in results]),
-        name=f"{layer.name} ×{s}{OUTPUT_SUFFIX}",
+        name=f"{layer.name} {what}{OUTPUT_SUFFIX}",
         metadata={"source": layer.name, "cisr": cisr},
         **common,
         **look,

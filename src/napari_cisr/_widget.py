@@ -220,6 +220,10 @@ class SuperResolveWidget(Container):
                 label="process",
                 choices=[("current plane", False), ("whole stack", True)],
             ),
+            "visible_region": ComboBox(
+                label="area",
+                choices=[("whole image", False), ("visible region (preview)", True)],
+            ),
         }
         tooltips = {
             "scale": "how many times larger the result is on each side",
@@ -243,6 +247,8 @@ class SuperResolveWidget(Container):
             "blocking_map": "also add, hidden, the detected JPEG blocking (1 = a block edge "
             "the network treats as an artefact, 0 = none)",
             "whole_stack": "for a T/Z stack: the plane on screen, or every plane",
+            "visible_region": "preview: only the part shown on the canvas (zoom in to choose "
+            "it), to judge the settings before the whole image",
         }
         for name, text in tooltips.items():
             fields[name].tooltip = text

@@ -1,0 +1,145 @@
+"""``napari-cisr batch``: a folder, zarr array or OME-Zarr on a dask cluster, into a zarr store
+or a folder of images."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+from napari_cisr._cli.common import (
+    CLIError,
+    WorkFailed,
+    check_options,
+    check_output_dir,
+    check_photo_args,
+    finish_many,
+    inference_options,
+    log,
+    model_help,
+    photo_flags,
+    photo_output_args,
+    precision_arg,
+    self_ensemble_arg,
+)
+from napari_cisr.options import SCALES
+
+
+def _cmd_batch(args: argparse.Namespace) -> None:
+    check_options(args)
+    check_photo_args(args)
+    from napari_cisr.batch import writes_images
+
+    if writes_images(args.output):
+        _batch_to_images(args)
+        return
+    given = [flag for flag, value in photo_flags(args) if value]
+    if given:
+        raise CLIError(f"{given[0]} applies to a folder of images, not to a zarr store")
+    _batch_to_zarr(args)
+
+
+def _batch_to_images(args: argparse.Namespace) -> None:
+    import distributed  # noqa: F401  (sets its loggers up on import; quieten them after)
+
+    from napari_cisr.batch import BatchError, run_photo_batch
+    from napari_cisr.photo_jobs import plan_jobs
+    from napari_cisr.progress import LogLines
+
+    source, folder = Path(args.input), Path(args.output)
+    if not source.is_dir():
+        raise CLIError(
+            f"input '{source}' is not a folder of images; a zarr input needs a .zarr output"
+        )
+    check_output_dir(folder)
+    jobs, _ = plan_jobs([source], folder, args.scale, output_format=args.format, suffix=args.suffix)
+    if not jobs:
+        raise CLIError(f"no images in folder '{source}'")
+    logging.getLogger("distributed").setLevel(logging.WARNING)  # the cluster's chatter
+    try:
+        summary = run_photo_batch(
+            jobs,
+            inference_options(args),
+            workers=args.workers,
+            scheduler=args.scheduler,
+            overwrite=args.overwrite,
+            quality=args.quality,
+            apply_orientation=args.apply_orientation,
+            progress=LogLines(quiet=args.quiet),
+        )
+    except BatchError as error:
+        raise CLIError(str(error)) from None
+    finish_many(args, folder, summary)
+
+
+def _batch_to_zarr(args: argparse.Namespace) -> None:
+    import distributed  # noqa: F401  (sets its loggers up on import; quieten them after)
+
+    from napari_cisr.batch import BatchError, run_batch
+    from napari_cisr.progress import BlockProgress
+
+    logging.getLogger("distributed").setLevel(logging.WARNING)  # the cluster's chatter
+    bar = None if args.quiet else BlockProgress(sys.stderr)
+    options = inference_options(args)  # the settings as every other command reads them
+    try:
+        report = run_batch(
+            args.input,
+            args.output,
+            options.scale,
+            options.model,
+            options.tile,
+            args.workers,
+            args.scheduler,
+            args.overwrite,
+            options.device,
+            on_progress=bar,
+            precision=options.precision,
+            self_ensemble=options.self_ensemble,
+            iterations=options.iterations,
+        )
+    except BatchError as error:
+        raise CLIError(str(error)) from None
+    finally:
+        if bar is not None:
+            bar.close()
+    log.info(
+        "%s: %d item(s) done (%d blocks computed, %d found done)",
+        report.output,
+        len(report.completed),
+        report.computed,
+        report.skipped,
+    )
+    if report.failed:
+        for name, reason in report.failed:
+            log.error("failed: %s: %s", name, reason)
+        raise WorkFailed(
+            f"{len(report.failed)} item(s) failed: {', '.join(n for n, _ in report.failed)}"
+        )
+
+
+def add_batch(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "batch",
+        help="super-resolve a folder, zarr array or OME-Zarr into a zarr store or a folder (dask)",
+        description=(
+            "On a dask cluster: a folder of images, a zarr array or an OME-Zarr image into a "
+            "zarr store (OUTPUT ending in .zarr), or a folder of images into a folder of images "
+            "(any other OUTPUT; named and resumed as napari-cisr run -o). An interrupted run "
+            "is resumed."
+        ),
+    )
+    p.add_argument("input", help="folder of images, zarr array or OME-Zarr image (read only)")
+    p.add_argument("output", help="zarr store (NAME.zarr) or folder of images to write")
+    p.add_argument("--scale", type=int, choices=SCALES, default=2, help="upscaling factor (2)")
+    p.add_argument("--model", default="lite", help=model_help())
+    p.add_argument("--tile", type=int, help="tile side in LR pixels (default: from memory)")
+    where = p.add_mutually_exclusive_group()
+    where.add_argument("--workers", type=int, help="workers of the local dask cluster (1)")
+    where.add_argument("--scheduler", help="address of a running dask scheduler")
+    p.add_argument("--device", default="cpu", help="cpu, cuda or auto (on the workers)")
+    precision_arg(p)
+    self_ensemble_arg(p)
+    photo_output_args(p)
+    p.add_argument("--overwrite", action="store_true", help="replace OUTPUT if it exists")
+    p.set_defaults(func=_cmd_batch)
