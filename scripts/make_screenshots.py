@@ -76,7 +76,7 @@ def _shoot(args: argparse.Namespace) -> None:
     from qtpy.QtWidgets import QApplication
 
     get_settings().application.gui_notification_level = "none"
-    qt_main_window.SHOW_QT_WARNING = False  # napari 0.9's "PyQt5 is deprecated" toast
+    qt_main_window.SHOW_QT_WARNING = False  # napari 0.9 toasts a deprecated Qt 5 binding
 
     errors: list[str] = []
     notification_manager.notification_ready.connect(lambda n: errors.append(str(n.message)))

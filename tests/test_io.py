@@ -416,4 +416,5 @@ def test_open_zarr_errors(tmp_path):
 
 
 def test_io_does_not_import_napari_or_qt(modules_imported_by):
-    assert modules_imported_by("napari_cisr.io", ("napari", "qtpy", "PyQt5", "torch")) == []
+    banned = ("napari", "qtpy", "PyQt5", "PyQt6", "torch")
+    assert modules_imported_by("napari_cisr.io", banned) == []

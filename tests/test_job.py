@@ -9,7 +9,7 @@ from napari_cisr._job import JobFailed, JobProgress, SuperResolveParams, run_job
 
 
 def test_job_module_does_not_import_napari_or_qt(modules_imported_by):
-    banned = ("napari", "qtpy", "PyQt5", "magicgui")
+    banned = ("napari", "qtpy", "PyQt5", "PyQt6", "magicgui")
     assert modules_imported_by("napari_cisr._job", banned) == []
 
 

@@ -326,10 +326,10 @@ def test_bfloat16_autocast_stays_close_to_float32():
 
 
 def test_the_model_package_imports_no_io_dask_napari_or_qt(modules_imported_by):
-    banned = ("dask", "napari", "qtpy", "PyQt5", "zarr", "PIL", "magicgui")
+    banned = ("dask", "napari", "qtpy", "PyQt5", "PyQt6", "zarr", "PIL", "magicgui")
     assert modules_imported_by("napari_cisr.model", banned) == []
 
 
 def test_importing_the_package_is_cheap(modules_imported_by):
-    banned = ("torch", "napari", "qtpy", "PyQt5", "dask")
+    banned = ("torch", "napari", "qtpy", "PyQt5", "PyQt6", "dask")
     assert modules_imported_by("napari_cisr", banned) == []

@@ -342,7 +342,10 @@ def test_a_long_message_does_not_resize_the_dock_or_the_canvas(
     message = "napari-cisr: " + "a/very/long/path/without/spaces/" * 16 + " " + "word " * 40
     widget._notify_error(message)
     qtbot.wait(50)
-    assert (dock.width(), canvas.width(), canvas.height()) == before
+    after = (dock.width(), canvas.width(), canvas.height())
+    # the breakage was hundreds of pixels (dock 342 -> 802, canvas 795 -> 335); Qt 6 may still
+    # settle its layout by a pixel after the first draw
+    assert np.abs(np.subtract(after, before)).max() <= 2, (before, after)
     assert widget.status.tooltip == message and len(widget.status.value) < len(message)
 
 
@@ -684,3 +687,11 @@ def test_npe2_validate_manifest():
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "valid" in result.stdout
+
+
+def test_the_napari_extras_run_on_qt6():
+    """Issue 22 §9: the `napari` and `testing` extras install PyQt6, on which napari 0.9
+    neither deprecates its backend nor skips system theme detection."""
+    import qtpy
+
+    assert qtpy.QT6, f"running on {qtpy.API_NAME} {qtpy.QT_VERSION}"
