@@ -39,9 +39,9 @@ PRETRAINED: dict[str, WeightSpec] = {
         variant="lite",
         scale=2,
         filename="lite-x2.safetensors",
-        sha256="c0c1fc1b0398ab6134595af515ed32aff7f57aae444f988cda367ea1176b1df6",
+        sha256="d731ae872bcf15fd762add9c823496cb8ae7672174f1b2a9390a90cd5a69aad6",
         description=(
-            "stage 30 of experiments/configs/lite-x2/; its lineage, data, commands and "
+            "stage 32 of experiments/configs/lite-x2/; its lineage, data, commands and "
             "scores are in docs/models.md"
         ),
     ),
