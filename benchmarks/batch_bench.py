@@ -79,8 +79,8 @@ def child(args: argparse.Namespace) -> None:
     report = run_batch(
         args.input,
         args.output,
-        args.scale,
-        args.weights,
+        scale=args.scale,
+        model=args.weights,
         tile=args.tile,
         workers=args.workers,
         threads=args.threads or None,
@@ -143,6 +143,7 @@ def submit_cost(size: int, scale: int, weights: str, tiles: int = 8) -> dict:
 
     from napari_cisr._batch.schedule import PlaneGraph
     from napari_cisr.batch import WORKER_BUDGET
+    from napari_cisr.options import InferenceOptions
     from napari_cisr.tiling import build_tiled_dask, choose_tile, lazy_grid, model_halo
     from napari_cisr.weights import model_config
 
@@ -150,9 +151,8 @@ def submit_cost(size: int, scale: int, weights: str, tiles: int = 8) -> dict:
     tile = choose_tile(config, None, "cpu", budget=WORKER_BUDGET)
     image = da.zeros((size, size, 3), dtype=np.uint8, chunks=(512, 512, 3))
     grid = lazy_grid(image)
-    built = build_tiled_dask(
-        image, scale, weights, None, tile, "cpu", halo=model_halo(config), grid=grid
-    )
+    options = InferenceOptions(scale=scale, model=weights, tile=tile, device="cpu")
+    built = build_tiled_dask(image, options, halo=model_halo(config), grid=grid)
     tiles = min(tiles, built.tiles.numblocks[1])
     # Whole-plane graphs for tiles of row 0, culled graphs for tiles of row 1: no key is shared.
     names = [(built.tiles.name, 1, c, 0) for c in range(tiles)]
@@ -160,9 +160,7 @@ def submit_cost(size: int, scale: int, weights: str, tiles: int = 8) -> dict:
     n_tasks = len(PlaneGraph(built.result.image.__dask_graph__()).tasks)
     materialise = time.perf_counter() - start
     # Again, traced, on a copy of the collection: the memory the materialised tasks hold.
-    copy = build_tiled_dask(
-        image, scale, weights, None, tile, "cpu", halo=model_halo(config), grid=grid
-    )
+    copy = build_tiled_dask(image, options, halo=model_halo(config), grid=grid)
     graph = PlaneGraph(copy.result.image.__dask_graph__())
     del copy
     tracemalloc.start()

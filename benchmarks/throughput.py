@@ -32,6 +32,7 @@ from torch.utils.flop_counter import FlopCounterMode
 
 from napari_cisr.degrade import bicubic_downscale, compress
 from napari_cisr.inference import run_to_completion, super_resolve_steps
+from napari_cisr.options import InferenceOptions
 from napari_cisr.tiling import model_halo, plan_tiles, tiled_super_resolve_steps
 from napari_cisr.train.data import load_clean_photo
 from napari_cisr.weights import inference_context, load_model, resolve_precision
@@ -224,9 +225,10 @@ def main() -> None:
         plan = plan_tiles(big.shape[:2], s, args.tile, halo)
 
         def tiled(img=big):
-            steps = tiled_super_resolve_steps(
-                img, s, model, tile=args.tile, device=DEVICE, precision=args.precisions[0]
+            options = InferenceOptions(
+                scale=s, model=model, tile=args.tile, device=DEVICE, precision=args.precisions[0]
             )
+            steps = tiled_super_resolve_steps(img, options)
             return run_to_completion(steps)
 
         whole_s = _timed(lambda: whole(big), args.repeat)

@@ -29,6 +29,7 @@ from napari_cisr.batch import ATTR, MARKERS, BatchError, ClusterSettings, run_ba
 from napari_cisr.cli import main
 from napari_cisr.inference import run_to_completion
 from napari_cisr.model import build_model, variant_config
+from napari_cisr.options import InferenceOptions
 from napari_cisr.weights import load_model, save_weights
 
 TILE = 64
@@ -57,7 +58,8 @@ def _photo(shape: tuple[int, ...], seed: int) -> np.ndarray:
 
 def _expected(image: np.ndarray, weights: Path, **kwargs) -> np.ndarray:
     model = load_model(weights, scale=2)
-    steps = tiling.tiled_super_resolve_steps(image, 2, model, tile=TILE, device="cpu", **kwargs)
+    options = InferenceOptions(scale=2, model=model, tile=TILE, device="cpu", **kwargs)
+    steps = tiling.tiled_super_resolve_steps(image, options)
     return run_to_completion(steps).image
 
 
@@ -95,7 +97,7 @@ def test_folder_to_zarr_keeps_names_and_matches_tiled_inference(folder, weights,
     before = _tree_digest(folder)
     out = tmp_path / "out.zarr"
     seen = []
-    report = run_batch(folder, out, 2, weights, tile=TILE, on_progress=seen.append)
+    report = run_batch(folder, out, scale=2, model=weights, tile=TILE, on_progress=seen.append)
     assert report.ok and sorted(report.completed) == ["gray.png", "rgb.jpg"]
     assert seen[-1].done == seen[-1].total == report.computed > 1
     root = zarr.open_group(os.fspath(out), mode="r")
@@ -116,27 +118,27 @@ def test_self_ensemble_is_part_of_the_job(folder, weights, tmp_path):
     from napari_cisr.io import read_image
 
     out = tmp_path / "out.zarr"
-    report = run_batch(folder, out, 2, weights, tile=TILE, self_ensemble=True)
+    report = run_batch(folder, out, scale=2, model=weights, tile=TILE, self_ensemble=True)
     assert report.ok and _state(out)["job"]["self_ensemble"] is True
     expected = _expected(read_image(folder / "rgb.jpg"), weights, self_ensemble=True)
     np.testing.assert_array_equal(zarr.open_group(os.fspath(out), mode="r")["rgb"][...], expected)
     assert not np.array_equal(expected, _expected(read_image(folder / "rgb.jpg"), weights))
     # The same OUTPUT without the ensemble is another job: refused, not mixed.
     with pytest.raises(BatchError, match="already exists"):
-        run_batch(folder, out, 2, weights, tile=TILE)
+        run_batch(folder, out, scale=2, model=weights, tile=TILE)
 
 
 def test_iterations_reach_the_workers_and_are_part_of_the_job(folder, weights, tmp_path):
     from napari_cisr.io import read_image
 
     out = tmp_path / "out.zarr"
-    report = run_batch(folder, out, 2, weights, tile=TILE, iterations=1)
+    report = run_batch(folder, out, scale=2, model=weights, tile=TILE, iterations=1)
     assert report.ok and _state(out)["job"]["iterations"] == 1
     expected = _expected(read_image(folder / "rgb.jpg"), weights, iterations=1)
     np.testing.assert_array_equal(zarr.open_group(os.fspath(out), mode="r")["rgb"][...], expected)
     assert not np.array_equal(expected, _expected(read_image(folder / "rgb.jpg"), weights))
     with pytest.raises(BatchError, match="already exists"):
-        run_batch(folder, out, 2, weights, tile=TILE)  # the model's own J: another job
+        run_batch(folder, out, scale=2, model=weights, tile=TILE)  # the model's own J: another job
 
 
 def test_local_workers_spill_held_results_beyond_their_cap():
@@ -156,9 +158,9 @@ def test_local_workers_spill_held_results_beyond_their_cap():
 
 
 def test_batch_with_every_tile_spilled_writes_the_same_store(folder, weights, tmp_path):
-    assert run_batch(folder, tmp_path / "memory.zarr", 2, weights, tile=TILE).ok
+    assert run_batch(folder, tmp_path / "memory.zarr", scale=2, model=weights, tile=TILE).ok
     spill_all = ClusterSettings(held_bytes=64 * 2**10)  # smaller than one tile
-    spilled = run_batch(folder, tmp_path / "spilled.zarr", 2, weights, tile=TILE,
+    spilled = run_batch(folder, tmp_path / "spilled.zarr", scale=2, model=weights, tile=TILE,
                         cluster_settings=spill_all)  # fmt: skip
     assert spilled.ok
     for stem in ("rgb", "gray"):
@@ -186,7 +188,7 @@ def test_each_submission_carries_only_what_its_row_needs(tmp_path, weights, monk
         zarr.create_array(os.fspath(source), data=image, chunks=(TILE, TILE, 3))
         sizes.clear()
         out = tmp_path / f"out-{rows}.zarr"
-        assert run_batch(source, out, 2, weights, tile=TILE).ok
+        assert run_batch(source, out, scale=2, model=weights, tile=TILE).ok
         largest[rows] = max(sizes)
         written = zarr.open_array(os.fspath(out), mode="r")[...]
         np.testing.assert_array_equal(written, _expected(image, weights))
@@ -212,7 +214,7 @@ def test_wide_images_go_in_bands_computing_each_tile_once(tmp_path, weights, mon
         zarr.create_array(os.fspath(source), data=image, chunks=(TILE, TILE, 3))
         submitted.clear()
         out = tmp_path / f"out-{columns}.zarr"
-        assert run_batch(source, out, 2, weights, tile=TILE, workers=1).ok
+        assert run_batch(source, out, scale=2, model=weights, tile=TILE, workers=1).ok
         tiles = Counter(
             key
             for dsk in submitted
@@ -249,7 +251,7 @@ def test_folder_without_images(tmp_path, weights):
     empty.mkdir()
     (empty / "readme.md").write_text("x")
     with pytest.raises(BatchError, match="no images in folder"):
-        run_batch(empty, tmp_path / "out.zarr", 2, weights)
+        run_batch(empty, tmp_path / "out.zarr", scale=2, model=weights)
     assert not (tmp_path / "out.zarr").exists()
 
 
@@ -264,7 +266,7 @@ def test_zarr_stack_v2_in_zarr_v2_out(tmp_path, weights):
     )
     array[...] = stack
     out = tmp_path / "out.zarr"
-    report = run_batch(src, out, 2, weights, tile=TILE)
+    report = run_batch(src, out, scale=2, model=weights, tile=TILE)
     assert report.ok
     result = zarr.open_array(os.fspath(out), mode="r")
     assert result.metadata.zarr_format == 2 and result.shape == (3, 80, 140)
@@ -308,7 +310,7 @@ def test_stack_planes_are_built_as_they_are_reached(tmp_path, weights, monkeypat
         events.clear()
         sizes[planes] = []
         out = tmp_path / f"out-{planes}.zarr"
-        assert run_batch(source, out, 2, weights, tile=TILE).ok
+        assert run_batch(source, out, scale=2, model=weights, tile=TILE).ok
         assert events.index("submit") <= 2  # this plane and, looked ahead, the next
         written = zarr.open_array(os.fspath(out), mode="r")
         for k in (0, planes - 1):
@@ -328,7 +330,7 @@ def test_bad_zarr_arrays(tmp_path, weights, shape, dtype, message):
     src = tmp_path / "bad.zarr"
     zarr.create_array(os.fspath(src), shape=shape, dtype=dtype)
     with pytest.raises(BatchError, match=message):
-        run_batch(src, tmp_path / "out.zarr", 2, weights)
+        run_batch(src, tmp_path / "out.zarr", scale=2, model=weights)
     assert not (tmp_path / "out.zarr").exists()
 
 
@@ -368,7 +370,7 @@ def test_ome_zarr_pyramid_and_pixel_sizes(tmp_path, weights):
     src = tmp_path / "image.ome.zarr"
     _write_ome(src, np.moveaxis(rgb, -1, 0))
     out = tmp_path / "out.ome.zarr"
-    assert run_batch(src, out, 2, weights, tile=TILE).ok
+    assert run_batch(src, out, scale=2, model=weights, tile=TILE).ok
     root = zarr.open_group(os.fspath(out), mode="r")
     assert root.metadata.zarr_format == 2
     meta = root.attrs["multiscales"][0]
@@ -393,26 +395,28 @@ def test_overwrite_protection(folder, weights, tmp_path):
     out = tmp_path / "out.zarr"
     zarr.create_array(os.fspath(out), shape=(4, 4), dtype=np.uint8)
     with pytest.raises(BatchError, match="already exists"):
-        run_batch(folder, out, 2, weights, tile=TILE)
-    assert run_batch(folder, out, 2, weights, tile=TILE, overwrite=True).ok
+        run_batch(folder, out, scale=2, model=weights, tile=TILE)
+    assert run_batch(folder, out, scale=2, model=weights, tile=TILE, overwrite=True).ok
     # A finished job run again is left alone; a different job is refused.
-    assert run_batch(folder, out, 2, weights, tile=TILE).computed == 0
+    assert run_batch(folder, out, scale=2, model=weights, tile=TILE).computed == 0
     with pytest.raises(BatchError, match="already exists"):
-        run_batch(folder, out, 2, weights, tile=2 * TILE)
+        run_batch(folder, out, scale=2, model=weights, tile=2 * TILE)
     plain = tmp_path / "my-documents"
     plain.mkdir()
     (plain / "thesis.tex").write_text("precious")
     with pytest.raises(BatchError, match="not a zarr store"):
-        run_batch(folder, plain, 2, weights, overwrite=True)
+        run_batch(folder, plain, scale=2, model=weights, overwrite=True)
     assert (plain / "thesis.tex").read_text() == "precious"
     with pytest.raises(BatchError, match="outside the input"):
-        run_batch(folder, folder / "inside.zarr", 2, weights)
+        run_batch(folder, folder / "inside.zarr", scale=2, model=weights)
 
 
 def test_unreachable_scheduler(folder, weights, tmp_path):
     out = tmp_path / "out.zarr"
     with pytest.raises(BatchError, match="cannot reach the dask scheduler"):
-        run_batch(folder, out, 2, weights, scheduler="tcp://127.0.0.1:9", connect_timeout=1)
+        run_batch(
+            folder, out, scale=2, model=weights, scheduler="tcp://127.0.0.1:9", connect_timeout=1
+        )
     assert not out.exists()
 
 
@@ -465,21 +469,28 @@ def test_resume_after_sigkill_is_byte_identical(tmp_path, weights, resume_worker
 
 def test_resume_removes_the_chunk_writes_a_killed_run_left(folder, weights, tmp_path):
     reference = tmp_path / "reference.zarr"
-    run_batch(folder, reference, 2, weights, tile=TILE)
+    run_batch(folder, reference, scale=2, model=weights, tile=TILE)
     interrupted = tmp_path / "interrupted.zarr"
 
     def stop_after_first_block(progress):
         raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
-        run_batch(folder, interrupted, 2, weights, tile=TILE, on_progress=stop_after_first_block)
+        run_batch(
+            folder,
+            interrupted,
+            scale=2,
+            model=weights,
+            tile=TILE,
+            on_progress=stop_after_first_block,
+        )
     assert _state(interrupted)["complete"] is False
     # What zarr's LocalStore leaves when killed between writing a chunk and renaming it.
     leftover = interrupted / "rgb" / "c" / "0" / "0" / f"0.{'ab' * 16}.partial"
     leftover.parent.mkdir(parents=True, exist_ok=True)
     leftover.write_bytes(b"")
 
-    run_batch(folder, interrupted, 2, weights, tile=TILE)
+    run_batch(folder, interrupted, scale=2, model=weights, tile=TILE)
     assert not leftover.exists()
     assert _tree_digest(interrupted) == _tree_digest(reference)
 
@@ -488,13 +499,13 @@ def test_a_batch_with_failed_files_completes_once_they_are_removed(folder, weigh
     """Issue 21.3: which files failed is a report, not part of what the store holds."""
     (folder / "broken.jpg").write_bytes((folder / "rgb.jpg").read_bytes()[:200])
     out = tmp_path / "out.zarr"
-    first = run_batch(folder, out, 2, weights, tile=TILE)
+    first = run_batch(folder, out, scale=2, model=weights, tile=TILE)
     assert [name for name, _ in first.failed] == ["broken.jpg"] and first.computed > 0
     (folder / "broken.jpg").unlink()
-    again = run_batch(folder, out, 2, weights, tile=TILE)
+    again = run_batch(folder, out, scale=2, model=weights, tile=TILE)
     assert again.ok and again.computed == 0 and sorted(again.completed) == ["gray.png", "rgb.jpg"]
     with pytest.raises(BatchError, match=r"holds another job \(its tile differs\)"):
-        run_batch(folder, out, 2, weights, tile=2 * TILE)
+        run_batch(folder, out, scale=2, model=weights, tile=2 * TILE)
 
 
 def test_a_temporary_store_left_by_a_killed_run_is_removed(folder, weights, tmp_path):
@@ -504,7 +515,7 @@ def test_a_temporary_store_left_by_a_killed_run_is_removed(folder, weights, tmp_
     (stale / "0").mkdir(parents=True)
     aside = tmp_path / ".out.zarr.old-4242"  # an old store being replaced: the user's data
     aside.mkdir()
-    assert run_batch(folder, out, 2, weights, tile=TILE).ok
+    assert run_batch(folder, out, scale=2, model=weights, tile=TILE).ok
     assert not stale.exists() and aside.exists()
 
 

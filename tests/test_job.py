@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from napari_cisr._job import JobFailed, JobProgress, SuperResolveParams, run_job
+from napari_cisr.options import InferenceOptions
 
 
 def test_job_module_does_not_import_napari_or_qt(modules_imported_by):
@@ -24,7 +25,7 @@ def test_params_emit_an_event_per_change():
 def test_job_yields_progress_over_planes_and_returns_each_result(fresh_weights):
     rng = np.random.default_rng(0)
     planes = [rng.integers(0, 256, (20, 28, 3), dtype=np.uint8) for _ in range(2)]
-    job = run_job(planes, {"scale": 2, "model": fresh_weights, "tile": 0, "device": "cpu"})
+    job = run_job(planes, InferenceOptions(scale=2, model=fresh_weights, tile=0, device="cpu"))
     updates = []
     while True:
         try:
@@ -42,7 +43,7 @@ def test_job_yields_progress_over_planes_and_returns_each_result(fresh_weights):
 
 
 def test_job_returns_the_failure_instead_of_raising(fresh_weights):
-    job = run_job([np.zeros((5,), np.uint8)], {"scale": 2, "model": fresh_weights})
+    job = run_job([np.zeros((5,), np.uint8)], InferenceOptions(scale=2, model=fresh_weights))
     with pytest.raises(StopIteration) as stop:
         next(job)
     failure = stop.value.value

@@ -21,6 +21,7 @@ from napari_cisr.blocking import blocking_map, detect_blocking
 from napari_cisr.engine.grid import _GRID_WHOLE_PIXELS
 from napari_cisr.inference import run_to_completion, super_resolve, super_resolve_steps
 from napari_cisr.model import build_model, variant_config
+from napari_cisr.options import InferenceOptions
 
 HALO = 16
 
@@ -67,10 +68,15 @@ def _psnr(a: np.ndarray, b: np.ndarray) -> float:
     return float("inf") if mse == 0 else 10 * np.log10(255.0**2 / mse)
 
 
-def _tiled(image, model, **kwargs):
-    kwargs.setdefault("halo", HALO)
+def _options(model, **settings) -> InferenceOptions:
+    return InferenceOptions(scale=2, model=model, device="cpu", **settings)
+
+
+def _tiled(image, model, halo=HALO, blend=None, grid="auto", **settings):
     return run_to_completion(
-        tiling.tiled_super_resolve_steps(image, 2, model, device="cpu", **kwargs)
+        tiling.tiled_super_resolve_steps(
+            image, _options(model, **settings), halo=halo, blend=blend, grid=grid
+        )
     )
 
 
@@ -178,7 +184,7 @@ def test_progress_per_tile_iteration_and_cancel(model, photo):
     calls = []
     handle = model.arm.register_forward_hook(lambda *args: calls.append(1))
     try:
-        steps = tiling.tiled_super_resolve_steps(photo, 2, model, tile=48, device="cpu", halo=HALO)
+        steps = tiling.tiled_super_resolve_steps(photo, _options(model, tile=48), halo=HALO)
         first = next(steps)
         plan = tiling.plan_tiles(photo.shape[:2], 2, 48, HALO)
         assert plan.n_tiles > 4
@@ -236,12 +242,8 @@ def test_dask_equals_numpy_tiled(model, photo, chunks, intermediates):
     expected = _tiled(photo, model, tile=48, intermediates=intermediates)
     lazy = tiling.tiled_super_resolve_dask(
         da.from_array(photo, chunks=chunks),
-        2,
-        model,
-        tile=48,
-        device="cpu",
+        _options(model, tile=48, intermediates=intermediates),
         halo=HALO,
-        intermediates=intermediates,
     )
     arrays = [lazy.image, *lazy.y_hats, *lazy.x_hats]
     arrays += [lazy.blocking] if intermediates else []
@@ -368,8 +370,9 @@ def test_self_ensemble_tiled_and_dask_agree_with_whole(model, photo):
     plain = super_resolve(image, 2, model, tile=0, device="cpu")
     tiled = _tiled(image, model, tile=37, self_ensemble=True)
     lazy = tiling.tiled_super_resolve_dask(
-        da.from_array(image, chunks=(31, 45, 3)), 2, model, tile=37, device="cpu", halo=HALO,
-        self_ensemble=True,
-    )  # fmt: skip
+        da.from_array(image, chunks=(31, 45, 3)),
+        _options(model, tile=37, self_ensemble=True),
+        halo=HALO,
+    )
     assert _psnr(tiled.image, whole) > 45 and _psnr(plain, whole) < _psnr(tiled.image, whole)
     np.testing.assert_array_equal(lazy.image.compute(scheduler="sync"), tiled.image)

@@ -2,7 +2,7 @@
 
 :class:`SuperResolveParams` is the psygnal ``@evented`` dataclass the widget edits;
 :func:`run_job` is the generator its ``thread_worker`` runs: it drives
-:func:`napari_cisr.inference.super_resolve_steps` plane by plane, yields :class:`JobProgress`
+:func:`napari_cisr.inference.steps_for` plane by plane, yields :class:`JobProgress`
 and returns the results, or a :class:`JobFailed` holding the exception (nothing raises inside
 Qt). Closing the generator (the widget's *Cancel*) closes the core's generator, which stops at
 the next tile/iteration boundary.
@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from psygnal import evented
 
-from napari_cisr.options import SCALES
+from napari_cisr.options import SCALES, InferenceOptions
 
 if TYPE_CHECKING:  # pragma: no cover
     from napari_cisr.inference import Progress
@@ -163,7 +163,7 @@ class JobFailed:
 
 
 def run_job(
-    planes: Sequence[Any], kwargs: dict[str, Any]
+    planes: Sequence[Any], options: InferenceOptions
 ) -> Generator[JobProgress, None, JobOutcome | JobFailed]:
     """Super-resolve each plane in turn, yielding progress; return the results.
 
@@ -171,8 +171,8 @@ def run_job(
     ----------
     planes : sequence of array
         H×W or H×W×C planes (numpy or dask), processed one after the other.
-    kwargs : dict
-        Keyword arguments for :func:`napari_cisr.inference.super_resolve_steps`.
+    options : InferenceOptions
+        How to super-resolve each plane (:func:`napari_cisr.inference.steps_for`).
 
     Yields
     ------
@@ -189,10 +189,10 @@ def run_job(
     results: list[Any] = []
     is_dask = any(is_dask_array(p) for p in planes)
     try:
-        from napari_cisr.inference import super_resolve_steps
+        from napari_cisr.inference import steps_for
 
         for k, plane in enumerate(planes):
-            steps = super_resolve_steps(plane, **kwargs)
+            steps = steps_for(plane, options)
             try:
                 while True:
                     try:

@@ -178,7 +178,7 @@ class PlaneJob:
     indices: list[tuple[int, ...]]
     lead_shape: tuple[int, ...]
     current_plane: tuple[int, ...] | None
-    kwargs: dict[str, Any] = field(default_factory=dict)
+    options: InferenceOptions = field(default_factory=InferenceOptions)
     #: How the layer's values were mapped to [0, 1]; None when the core's own mapping (by
     #: dtype, or floats already in [0, 1]) is the chosen one and the data goes in unchanged.
     mapping: ValueMapping | None = None
@@ -239,6 +239,7 @@ def plan_job(layer: Any, p: SuperResolveParams, world_point: Sequence[float]) ->
         device=p.device,
         precision=p.precision,
         self_ensemble=bool(p.self_ensemble),
+        intermediates=bool(p.intermediates or p.blocking_map),
     ).validate()  # the CLI's checks, in the CLI's words
     data = layer.data[0] if layer.multiscale else layer.data
     lead_shape = tuple(data.shape[: layer.ndim - 2])
@@ -267,18 +268,8 @@ def plan_job(layer: Any, p: SuperResolveParams, world_point: Sequence[float]) ->
     dtype = data.dtype
     if mapping is not None:
         planes = [mapping.to_unit(plane) for plane in planes]
-    kwargs = {
-        "scale": int(options.scale),
-        "model": model,
-        "iterations": options.iterations,
-        "tile": options.tile,
-        "device": options.device,
-        "precision": options.precision,
-        "self_ensemble": options.self_ensemble,
-        "intermediates": bool(p.intermediates or p.blocking_map),
-    }
     params = SuperResolveParams(**{k: getattr(p, k) for k in p.__dataclass_fields__})
-    job = PlaneJob(layer, params, planes, indices, lead_shape, current, kwargs)
+    job = PlaneJob(layer, params, planes, indices, lead_shape, current, options)
     job.mapping, job.chosen_mapping, job.dtype = mapping, chosen, dtype
     job.window = window
     job.started = time.monotonic()

@@ -385,7 +385,7 @@ class SuperResolveWidget(Container):
         from napari.qt.threading import create_worker
 
         self._job = job
-        job_gen = self._job_gen = run_job(job.planes, job.kwargs)
+        job_gen = self._job_gen = run_job(job.planes, job.options)
 
         def work() -> Generator[JobProgress, None, list[Any] | JobFailed]:
             return (yield from job_gen)

@@ -71,6 +71,7 @@ from napari_cisr._batch.store import (
     set_complete,
     written,
 )
+from napari_cisr.options import InferenceOptions
 
 log = logging.getLogger(__name__)
 
@@ -97,6 +98,7 @@ WORKER_BUDGET = 640 * 2**20
 def run_batch(
     source: str | os.PathLike,
     output: str | os.PathLike,
+    *,
     scale: int = 2,
     model: str | os.PathLike = "lite",
     tile: int | None = None,
@@ -188,8 +190,9 @@ def run_batch(
         tile = choose_tile(config, None, device, budget=WORKER_BUDGET)
     halo = model_halo(config)
     core = plan_tiles((10**6, 10**6), scale, tile, halo).tile  # the aligned core side
-    settings = dict(precision=precision, self_ensemble=bool(self_ensemble), iterations=iterations)
-    job = _job(source, scale, model_ref, config, core, halo, items, failed, settings)
+    options = InferenceOptions(scale, model_ref, iterations, core, device, precision,
+                               bool(self_ensemble))  # fmt: skip
+    job = _job(source, options, config, halo, items, failed)
     if scheduler is None:
         job["torch_threads"] = threads or max(1, (os.cpu_count() or 1) // max(1, workers or 1))
     levels = [_levels(item, scale, core, multiscales) for item in items]
@@ -206,7 +209,7 @@ def run_batch(
             ome = ome_output(multiscales, items[0], scale) if multiscales is not None else None
             extra = _omero(source) if multiscales is not None else {}
             create_store(output, kind, items, levels, fmt, job, ome, extra)
-        work = _Work(cluster, output, kind, scale, core, halo, model_ref, device, settings)
+        work = _Work(cluster, output, kind, options, halo)
         run_tasks(cluster.client, *work.level0(items, levels), report, failures, on_progress,
                   "level 0")  # fmt: skip
         if multiscales is not None:
@@ -236,28 +239,25 @@ def _check_job_arguments(model: Any, scale: int, precision: str) -> tuple[Any, s
 
 def _job(
     source: Path,
-    scale: int,
-    model_ref: str,
+    options: InferenceOptions,
     config: Any,
-    core: int,
     halo: int,
     items: list[Item],
     failed: list[tuple[str, str]],
-    settings: dict[str, Any],
 ) -> dict[str, Any]:
     """The job record: what decides the store's content (a rerun resumes only the same job)."""
     from napari_cisr import __version__
 
-    iterations = settings["iterations"]
+    iterations = options.iterations
     return {
         "input": os.fspath(source.resolve()),
-        "scale": scale,
-        "model": model_ref,
+        "scale": options.scale,
+        "model": options.model,
         "config": config.to_dict(),
-        "tile": core,
+        "tile": options.tile,
         "halo": halo,
-        "precision": settings["precision"],
-        "self_ensemble": settings["self_ensemble"],
+        "precision": options.precision,
+        "self_ensemble": options.self_ensemble,
         # Only a J other than the model's own: stores from before this key resume as before.
         **({"iterations": iterations} if iterations not in (None, config.iterations) else {}),
         "items": [it.describe() for it in items],
@@ -328,16 +328,11 @@ class _Work:
         cluster: Cluster,
         output: Path,
         kind: str,
-        scale: int,
-        core: int,
+        options: InferenceOptions,
         halo: int,
-        model_ref: str,
-        device: str,
-        settings: dict[str, Any],
     ) -> None:
-        self.cluster, self.output, self.kind, self.scale = cluster, output, kind, scale
-        self.core, self.halo, self.model_ref, self.device = core, halo, model_ref, device
-        self.settings = settings
+        self.cluster, self.output, self.kind, self.options = cluster, output, kind, options
+        self.scale, self.core, self.halo = options.scale, options.tile, halo
 
     def level0(self, items: list[Item], levels: list) -> tuple[Iterator[Any], int, int]:
         """(blocks of every unfinished item's level 0, blocks to compute, blocks found done)."""
@@ -365,18 +360,7 @@ class _Work:
             # submitted one after the other.
             lazy = lazy_grid(plane)
             grid = self.cluster.client.compute(lazy, optimize_graph=False)
-            built = build_tiled_dask(
-                plane,
-                self.scale,
-                self.model_ref,
-                self.settings["iterations"],
-                self.core,
-                self.device,
-                halo=self.halo,
-                grid=lazy,
-                precision=self.settings["precision"],
-                self_ensemble=self.settings["self_ensemble"],
-            )
+            built = build_tiled_dask(plane, self.options, halo=self.halo, grid=lazy)
             yield lead, built.result.image, built.tiles, built.plan.reach, {lazy.key: grid}
 
     def _blocks(self, item: Item, path: str, lazy_planes: Iterator) -> Iterator[Any]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Generator
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -30,6 +31,7 @@ from napari_cisr.engine.local import tiled_super_resolve_steps
 from napari_cisr.engine.plan import choose_tile
 from napari_cisr.model import CISRPSI
 from napari_cisr.model.resize import bicubic_upsample
+from napari_cisr.options import InferenceOptions
 from napari_cisr.weights import inference_context, resolve_device, resolve_precision
 
 log = logging.getLogger(__name__)
@@ -42,6 +44,7 @@ __all__ = [
     "check_image",
     "from_network",
     "run_to_completion",
+    "steps_for",
     "super_resolve",
     "super_resolve_steps",
     "to_network",
@@ -98,42 +101,41 @@ def super_resolve_steps(
     s): the generator yields nothing and returns at once, and nothing is computed until the
     caller computes the result.
     """
+    options = InferenceOptions(
+        scale, model, iterations, tile, device, precision, self_ensemble, intermediates
+    ).validate()
+    return (yield from steps_for(image, options))
+
+
+def steps_for(
+    image: np.ndarray, options: InferenceOptions
+) -> Generator[Progress, None, SuperResolveResult]:
+    """:func:`super_resolve_steps` with its settings in one validated :class:`InferenceOptions`.
+
+    The entry point for code that already holds options (the CLI, the widget, photo jobs): a
+    setting added to :class:`InferenceOptions` reaches the engine without a new parameter
+    here.
+    """
     check_image(image)
     if is_dask(image):
-        if tile == 0:
-            raise ValueError("a dask array is always processed in tiles; tile=0 needs numpy")
-        return tiled_super_resolve_dask(
-            image, scale, model, iterations, tile, device, intermediates,
-            precision=precision, self_ensemble=self_ensemble,
-        )  # fmt: skip
-    target = resolve_device(device)
-    network = resolve_model(model, scale, target)
-    if tile is None:
-        tile = choose_tile(network.config, image.shape[:2], target)
-    if tile:
-        return (
-            yield from tiled_super_resolve_steps(
-                image,
-                scale,
-                network,
-                iterations,
-                tile,
-                device,
-                intermediates,
-                precision=precision,
-                self_ensemble=self_ensemble,
-            )
-        )
+        return tiled_super_resolve_dask(image, options)
+    target = resolve_device(options.device)
+    network = resolve_model(options.model, options.scale, target)
+    if options.tile is None:
+        options = replace(options, tile=choose_tile(network.config, image.shape[:2], target))
+    if options.tile:
+        return (yield from tiled_super_resolve_steps(image, replace(options, model=network)))
+    scale, intermediates = options.scale, options.intermediates
     rgb, alpha = to_network(image)
     rgb = rgb.to(target)
-    total = iterations or network.config.iterations
+    total = options.iterations or network.config.iterations
     y_hats, x_hats = [], []
-    dtype = resolve_precision(precision, target)
+    dtype = resolve_precision(options.precision, target)
     # The contexts are thread-local: leave them before every yield, so that the caller's code
     # between steps never runs under inference mode or autocast.
     with inference_context(target, dtype):
         blocking = network.blocking(rgb)
-        steps = unfold_outputs(network, rgb, total, blocking, self_ensemble)
+        steps = unfold_outputs(network, rgb, total, blocking, options.self_ensemble)
     x_hat = None
     for j in range(1, total + 1):
         with inference_context(target, dtype):
@@ -188,15 +190,5 @@ def super_resolve(
     ndarray or dask.array.Array
         Same layout and dtype, ``scale`` times larger in H and W; lazy (dask) for dask input.
     """
-    return run_to_completion(
-        super_resolve_steps(
-            image,
-            scale,
-            model,
-            iterations,
-            tile,
-            device,
-            precision=precision,
-            self_ensemble=self_ensemble,
-        )
-    ).image
+    options = InferenceOptions(scale, model, iterations, tile, device, precision, self_ensemble)
+    return run_to_completion(steps_for(image, options.validate())).image

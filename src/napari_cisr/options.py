@@ -11,8 +11,12 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from napari_cisr.registry import MODEL_NAMES, PRECISIONS, check_model
+
+if TYPE_CHECKING:  # torch is imported only where a network runs
+    from napari_cisr.model import CISRPSI
 
 __all__ = ["PRESETS", "PRESET_HELP", "SCALES", "InferenceOptions", "preset_iterations"]
 
@@ -54,8 +58,9 @@ class InferenceOptions:
     ----------
     scale : int
         2, 3 or 4.
-    model : str
-        A variant with shipped weights (``lite``) or the path of a weight file.
+    model : str, Path or CISRPSI
+        A variant with shipped weights (``lite``), the path of a weight file, or a loaded
+        network (library callers only).
     iterations : int or None
         Unfolding iterations J; None = the model's own.
     tile : int or None
@@ -66,15 +71,18 @@ class InferenceOptions:
         One of :data:`napari_cisr.registry.PRECISIONS`.
     self_ensemble : bool
         Average over the eight rotations/flips of the input.
+    intermediates : bool
+        Also return every ŷ_j, x̂_j and the blocking map.
     """
 
     scale: int = 2
-    model: str = "lite"
+    model: str | Path | CISRPSI = "lite"
     iterations: int | None = None
     tile: int | None = None
     device: str = "auto"
     precision: str = "auto"
     self_ensemble: bool = False
+    intermediates: bool = False
 
     def validate(self) -> InferenceOptions:
         """Raise ValueError (one line naming the setting and the fix) unless usable; return self.
@@ -101,6 +109,8 @@ class InferenceOptions:
             raise ValueError(
                 f"precision must be one of {', '.join(PRECISIONS)}, not {self.precision!r}"
             )
+        if not isinstance(self.model, (str, Path)):
+            return self  # a loaded network: its fit is checked when it runs
         model = str(self.model)
         if model in MODEL_NAMES:
             check_model(model, self.scale)

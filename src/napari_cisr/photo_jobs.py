@@ -285,7 +285,7 @@ def process_photo(
         The input could not be read or processed, or the output format cannot hold the
         result; the message is one line.
     """
-    from napari_cisr.inference import super_resolve_steps
+    from napari_cisr.inference import steps_for
     from napari_cisr.io import ImageReadError, read_image, write_image
     from napari_cisr.metadata import apply_orientation as upright
     from napari_cisr.metadata import read_metadata
@@ -297,16 +297,7 @@ def process_photo(
     metadata = read_metadata(job.source)
     if metadata.mode in ("CMYK", "YCbCr", "LAB"):
         log.info("%s: %s image converted to RGB", job.name, metadata.mode)
-    steps = super_resolve_steps(
-        image,
-        options.scale,
-        options.model,
-        options.iterations,
-        options.tile,
-        options.device,
-        precision=options.precision,
-        self_ensemble=options.self_ensemble,
-    )
+    steps = steps_for(image, options)
     try:
         while True:
             progress = next(steps)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 from napari_cisr._cli.common import (
@@ -138,26 +139,15 @@ def _cmd_demo(args: argparse.Namespace) -> None:
     import numpy as np
 
     from napari_cisr.degrade import bicubic_upscale
-    from napari_cisr.inference import run_to_completion, super_resolve_steps
+    from napari_cisr.inference import run_to_completion, steps_for
     from napari_cisr.io import read_image, write_image
     from napari_cisr.metrics import psnr_y
 
     data = resources.files("napari_cisr") / "data"
     truth = read_image(str(data / "sample_hr.png"))
     compressed = read_image(str(data / "sample_x2_q15.jpg"))
-    result = run_to_completion(
-        super_resolve_steps(
-            compressed,
-            2,
-            args.model,
-            args.iterations,
-            None,
-            args.device,
-            True,
-            args.precision,
-            args.self_ensemble,
-        )
-    )
+    options = replace(inference_options(args), scale=2, tile=None, intermediates=True)
+    result = run_to_completion(steps_for(compressed, options))
     folder = Path(args.output)
     folder.mkdir(parents=True, exist_ok=True)
     bicubic = bicubic_upscale(compressed, 2)

@@ -18,6 +18,7 @@ from napari_cisr.engine.grid import GridInfo, lazy_grid
 from napari_cisr.engine.plan import TilePlan, choose_tile, model_halo, plan_tiles, tile_geometry
 from napari_cisr.engine.tile import Layout, finish, predict_tile
 from napari_cisr.model import CISRPSI
+from napari_cisr.options import InferenceOptions
 
 
 class _ModelRef:
@@ -108,18 +109,11 @@ def _finish_block(packed: np.ndarray, layout: Layout, like: np.ndarray, key: str
 
 def build_tiled_dask(
     image: Any,
-    scale: int = 2,
-    model: str | Path | CISRPSI = "lite",
-    iterations: int | None = None,
-    tile: int | None = None,
-    device: str = "auto",
-    intermediates: bool = False,
+    options: InferenceOptions,
     *,
     halo: int | None = None,
     blend: int | None = None,
     grid: GridInfo | str | None = "auto",
-    precision: str = "auto",
-    self_ensemble: bool = False,
 ) -> TiledDask:
     """The graph of :func:`tiled_super_resolve_dask`, with its network tiles exposed.
 
@@ -129,16 +123,22 @@ def build_tiled_dask(
     import dask.array as da
 
     check_image(image)
-    network, _, _ = network_for(model, scale, device, precision)
+    model, scale, device = options.model, options.scale, options.device
+    if options.tile == 0:
+        raise ValueError("a dask array is always processed in tiles; tile=0 needs numpy")
+    network, _, _ = network_for(model, scale, device, options.precision)
     config = network.config
-    n_iter = iterations or config.iterations
+    n_iter = options.iterations or config.iterations
     halo = model_halo(config) if halo is None else halo
+    tile = options.tile
     if tile is None:
         tile = choose_tile(config, None, device, parallel=os.cpu_count() or 1)
     plan = plan_tiles(image.shape[:2], scale, tile, halo, blend)
     alpha = image.ndim == 3 and image.shape[2] == 4
-    layout = Layout(scale, n_iter, alpha, intermediates, self_ensemble)
-    ref = _ModelRef(network if isinstance(model, CISRPSI) else model, scale, device, precision)
+    intermediates = options.intermediates
+    layout = Layout(scale, n_iter, alpha, intermediates, options.self_ensemble)
+    ref = _ModelRef(network if isinstance(model, CISRPSI) else model, scale, device,
+                    options.precision)  # fmt: skip
     like = np.zeros((1,) * image.ndim, image.dtype)
 
     if isinstance(grid, str):
@@ -242,18 +242,11 @@ class TiledDask:
 
 def tiled_super_resolve_dask(
     image: Any,
-    scale: int = 2,
-    model: str | Path | CISRPSI = "lite",
-    iterations: int | None = None,
-    tile: int | None = None,
-    device: str = "auto",
-    intermediates: bool = False,
+    options: InferenceOptions,
     *,
     halo: int | None = None,
     blend: int | None = None,
     grid: GridInfo | str | None = "auto",
-    precision: str = "auto",
-    self_ensemble: bool = False,
 ) -> SuperResolveResult:
     """Super-resolve a dask plane lazily: returns dask arrays, computes nothing.
 
@@ -262,38 +255,23 @@ def tiled_super_resolve_dask(
     image : dask.array.Array
         H×W, H×W×3 or H×W×4; uint8, uint16 or float in [0, 1]; any chunking (it is rechunked
         to the tile grid).
-    scale, model, iterations, device, intermediates
-        As in :func:`napari_cisr.inference.super_resolve_steps`. ``model`` may be a loaded
-        network (used in this process) or a name/path, loaded once per process or dask
-        worker.
-    tile : int, optional
-        Core tile side; default from the available memory (:func:`choose_tile`).
+    options : InferenceOptions
+        How to super-resolve. ``options.model`` may be a loaded network (used in this process)
+        or a name/path, loaded once per process or dask worker. ``options.tile`` is the core
+        tile side; None chooses it from the available memory (:func:`choose_tile`); 0 (the
+        whole image) is refused.
     halo, blend, grid
-        As in :func:`tiled_super_resolve_steps`; with "auto" the grid is detected by a delayed
-        task (:func:`lazy_grid`) when the result is computed. A ``Delayed`` grid is used as
-        given (a caller can then hold its result while computing the tiles in several goes).
-    precision, self_ensemble
-        As in :func:`napari_cisr.inference.super_resolve_steps`.
+        As in :func:`napari_cisr.engine.local.tiled_super_resolve_steps`; with "auto" the grid
+        is detected by a delayed task (:func:`lazy_grid`) when the result is computed. A
+        ``Delayed`` grid is used as given (a caller can then hold its result while computing
+        the tiles in several goes).
 
     Returns
     -------
     SuperResolveResult
-        ``image`` (and ``y_hats``, ``x_hats``, ``blocking`` with ``intermediates``) as dask
-        arrays whose chunks are the core tiles scaled by s. Each output chunk needs the network
-        tiles around it (the blend bands), so compute outputs together, in one ``compute`` /
-        ``dask.compute``, not chunk by chunk: then every tile runs once.
+        ``image`` (and ``y_hats``, ``x_hats``, ``blocking`` with ``options.intermediates``) as
+        dask arrays whose chunks are the core tiles scaled by s. Each output chunk needs the
+        network tiles around it (the blend bands), so compute outputs together, in one
+        ``compute`` / ``dask.compute``, not chunk by chunk: then every tile runs once.
     """
-    return build_tiled_dask(
-        image,
-        scale,
-        model,
-        iterations,
-        tile,
-        device,
-        intermediates,
-        halo=halo,
-        blend=blend,
-        grid=grid,
-        precision=precision,
-        self_ensemble=self_ensemble,
-    ).result
+    return build_tiled_dask(image, options, halo=halo, blend=blend, grid=grid).result

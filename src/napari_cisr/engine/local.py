@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Generator
-from pathlib import Path
 
 import numpy as np
 
@@ -13,25 +12,18 @@ from napari_cisr.engine.core import Progress, SuperResolveResult, check_image, n
 from napari_cisr.engine.grid import GridInfo, estimate_grid
 from napari_cisr.engine.plan import axis_extent, model_halo, plan_tiles, tile_geometry
 from napari_cisr.engine.tile import Layout, finish, predict_tile
-from napari_cisr.model import CISRPSI
+from napari_cisr.options import InferenceOptions
 
 log = logging.getLogger(__name__)
 
 
 def tiled_super_resolve_steps(
     image: np.ndarray,
-    scale: int = 2,
-    model: str | Path | CISRPSI = "lite",
-    iterations: int | None = None,
-    tile: int = 512,
-    device: str = "auto",
-    intermediates: bool = False,
+    options: InferenceOptions,
     *,
     halo: int | None = None,
     blend: int | None = None,
     grid: GridInfo | str | None = "auto",
-    precision: str = "auto",
-    self_ensemble: bool = False,
 ) -> Generator[Progress, None, SuperResolveResult]:
     """Super-resolve a numpy plane tile by tile; yields progress, returns the result.
 
@@ -43,11 +35,11 @@ def tiled_super_resolve_steps(
     ----------
     image : ndarray
         H×W, H×W×3 or H×W×4; uint8, uint16 or float in [0, 1].
-    scale, model, iterations, device, intermediates
-        As in :func:`napari_cisr.inference.super_resolve_steps`.
-    tile : int
-        Core tile side in LR pixels (rounded down to a multiple of 16; the network sees the
-        core plus the halo on each side with a neighbour).
+    options : InferenceOptions
+        How to super-resolve. ``options.tile`` is the core tile side in LR pixels (rounded
+        down to a multiple of 16; the network sees the core plus the halo on each side with a
+        neighbour); it must be positive here (the dispatch in :mod:`napari_cisr.inference`
+        resolves ``None`` and ``0``).
     halo : int, optional
         Context per side; default :func:`model_halo` of the network.
     blend : int, optional
@@ -55,23 +47,24 @@ def tiled_super_resolve_steps(
     grid : GridInfo, None or "auto"
         The plane's compression grid; "auto" detects it (:func:`estimate_grid`), ``None`` means
         no blocking (d(z) = 0).
-    precision, self_ensemble
-        As in :func:`napari_cisr.inference.super_resolve_steps`.
 
     Returns
     -------
     SuperResolveResult
         As the untiled path.
     """
+    if not options.tile:
+        raise ValueError(f"the tiled driver needs a positive tile, not {options.tile}")
     check_image(image)
-    network, target, dtype = network_for(model, scale, device, precision)
-    n_iter = iterations or network.config.iterations
+    scale, intermediates = options.scale, options.intermediates
+    network, target, dtype = network_for(options.model, scale, options.device, options.precision)
+    n_iter = options.iterations or network.config.iterations
     halo = model_halo(network.config) if halo is None else halo
-    plan = plan_tiles(image.shape[:2], scale, tile, halo, blend)
+    plan = plan_tiles(image.shape[:2], scale, options.tile, halo, blend)
     if isinstance(grid, str):
         grid = estimate_grid(image)
     alpha = image.ndim == 3 and image.shape[2] == 4
-    layout = Layout(scale, n_iter, alpha, intermediates, self_ensemble)
+    layout = Layout(scale, n_iter, alpha, intermediates, options.self_ensemble)
     log.debug("tiled inference: %s, grid %s", plan, grid)
 
     height, width = image.shape[:2]
