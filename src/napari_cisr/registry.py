@@ -39,9 +39,9 @@ PRETRAINED: dict[str, WeightSpec] = {
         variant="lite",
         scale=2,
         filename="lite-x2.safetensors",
-        sha256="d731ae872bcf15fd762add9c823496cb8ae7672174f1b2a9390a90cd5a69aad6",
+        sha256="dc80e3358f103f41290ad4a215f71fe3ef3ae4d291ba5a079050d2dac97d8737",
         description=(
-            "stage 32 of experiments/configs/lite-x2/; its lineage, data, commands and "
+            "stage 33 of experiments/configs/lite-x2/; its lineage, data, commands and "
             "scores are in docs/models.md"
         ),
     ),
@@ -49,9 +49,9 @@ PRETRAINED: dict[str, WeightSpec] = {
         variant="lite",
         scale=3,
         filename="lite-x3.safetensors",
-        sha256="13c9e10e866a1e88a08f1e361943a9da98615a8e3cc9c3bd8bd43f7fcb5f33e0",
+        sha256="9b2c3be578187564db6db792116cbfed7eb4eae7133c8359a57687fef67f07e5",
         description=(
-            "stage 16 of experiments/configs/lite-x3/; its lineage, data, commands and "
+            "stage 17 of experiments/configs/lite-x3/; its lineage, data, commands and "
             "scores are in docs/models.md"
         ),
     ),
@@ -59,9 +59,9 @@ PRETRAINED: dict[str, WeightSpec] = {
         variant="lite",
         scale=4,
         filename="lite-x4.safetensors",
-        sha256="59cfd835106722e45ac2c05aaa337d795936db9cf8e15899139c7eef4da0a669",
+        sha256="4c29ef96550d06520d9087053595e56237df9225425715af9968006905d96588",
         description=(
-            "stage 16 of experiments/configs/lite-x4/; its lineage, data, commands and "
+            "stage 17 of experiments/configs/lite-x4/; its lineage, data, commands and "
             "scores are in docs/models.md"
         ),
     ),
