@@ -231,13 +231,10 @@ def plan_job(layer: Any, p: SuperResolveParams, world_point: Sequence[float]) ->
     if p.weights and not Path(p.weights).is_file():
         raise ValueError(f"weights file {p.weights!r} does not exist")
     model: Any = Path(p.weights) if p.weights else p.model
-    options = InferenceOptions(
-        scale=p.scale,
+    options = InferenceOptions.from_settings(
+        p,
         model=str(model),
         iterations=p.iterations or None,  # the spin box's 0 is "model default"
-        tile=p.tile,
-        device=p.device,
-        precision=p.precision,
         self_ensemble=bool(p.self_ensemble),
         intermediates=bool(p.intermediates or p.blocking_map),
     ).validate()  # the CLI's checks, in the CLI's words

@@ -9,7 +9,7 @@ computed.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -83,6 +83,18 @@ class InferenceOptions:
     precision: str = "auto"
     self_ensemble: bool = False
     intermediates: bool = False
+
+    @classmethod
+    def from_settings(cls, settings: object, **overrides: object) -> InferenceOptions:
+        """Options from any object with attributes named like the fields (argparse's
+        ``Namespace``, the widget's ``SuperResolveParams``); ``overrides`` win.
+
+        So a new field reaches the CLI and the widget through a flag or a control of the same
+        name, without a line here or in their adapters.
+        """
+        names = [f.name for f in fields(cls) if hasattr(settings, f.name)]
+        values = {name: getattr(settings, name) for name in names}
+        return cls(**{**values, **overrides})
 
     def validate(self) -> InferenceOptions:
         """Raise ValueError (one line naming the setting and the fix) unless usable; return self.

@@ -88,15 +88,7 @@ def inference_options(args: argparse.Namespace):
     iterations = getattr(args, "iterations", None)
     if getattr(args, "preset", None) is not None:
         iterations = preset_iterations(args.preset)
-    return InferenceOptions(
-        scale=getattr(args, "scale", 2),
-        model=str(args.model),
-        iterations=iterations,
-        tile=getattr(args, "tile", None),
-        device=args.device,
-        precision=args.precision,
-        self_ensemble=args.self_ensemble,
-    )
+    return InferenceOptions.from_settings(args, model=str(args.model), iterations=iterations)
 
 
 def check_output_dir(folder: Path) -> None:

@@ -134,9 +134,8 @@ def build_tiled_dask(
     if tile is None:
         tile = choose_tile(config, None, device, parallel=os.cpu_count() or 1)
     plan = plan_tiles(image.shape[:2], scale, tile, halo, blend)
-    alpha = image.ndim == 3 and image.shape[2] == 4
     intermediates = options.intermediates
-    layout = Layout(scale, n_iter, alpha, intermediates, options.self_ensemble)
+    layout = Layout.of(options, n_iter, image)
     ref = _ModelRef(network if isinstance(model, CISRPSI) else model, scale, device,
                     options.precision)  # fmt: skip
     like = np.zeros((1,) * image.ndim, image.dtype)

@@ -63,8 +63,7 @@ def tiled_super_resolve_steps(
     plan = plan_tiles(image.shape[:2], scale, options.tile, halo, blend)
     if isinstance(grid, str):
         grid = estimate_grid(image)
-    alpha = image.ndim == 3 and image.shape[2] == 4
-    layout = Layout(scale, n_iter, alpha, intermediates, options.self_ensemble)
+    layout = Layout.of(options, n_iter, image)
     log.debug("tiled inference: %s, grid %s", plan, grid)
 
     height, width = image.shape[:2]

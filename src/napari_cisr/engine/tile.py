@@ -14,6 +14,7 @@ from napari_cisr.engine.core import from_network, to_network, unfold_outputs
 from napari_cisr.engine.grid import GridInfo
 from napari_cisr.model import CISRPSI
 from napari_cisr.model.resize import bicubic_upsample
+from napari_cisr.options import InferenceOptions
 from napari_cisr.weights import inference_context
 
 
@@ -32,6 +33,13 @@ class Layout:
     alpha: bool
     intermediates: bool
     self_ensemble: bool = False
+
+    @classmethod
+    def of(cls, options: InferenceOptions, iterations: int, image: Any) -> Layout:
+        """The layout both drivers use for ``image`` under ``options``: the one place where
+        the per-tile settings are read from the options."""
+        alpha = image.ndim == 3 and image.shape[2] == 4
+        return cls(options.scale, iterations, alpha, options.intermediates, options.self_ensemble)
 
     @property
     def lr_channels(self) -> int:
