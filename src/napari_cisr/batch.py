@@ -190,8 +190,10 @@ def run_batch(
         tile = choose_tile(config, None, device, budget=WORKER_BUDGET)
     halo = model_halo(config)
     core = plan_tiles((10**6, 10**6), scale, tile, halo).tile  # the aligned core side
-    options = InferenceOptions(scale, model_ref, iterations, core, device, precision,
-                               bool(self_ensemble))  # fmt: skip
+    options = InferenceOptions(
+        scale=scale, model=model_ref, iterations=iterations, tile=core, device=device,
+        precision=precision, self_ensemble=bool(self_ensemble),
+    )  # fmt: skip
     job = _job(source, options, config, halo, items, failed)
     if scheduler is None:
         job["torch_threads"] = threads or max(1, (os.cpu_count() or 1) // max(1, workers or 1))

@@ -102,8 +102,9 @@ def super_resolve_steps(
     caller computes the result.
     """
     options = InferenceOptions(
-        scale, model, iterations, tile, device, precision, self_ensemble, intermediates
-    ).validate()
+        scale=scale, model=model, iterations=iterations, tile=tile, device=device,
+        precision=precision, self_ensemble=self_ensemble, intermediates=intermediates,
+    ).validate()  # fmt: skip
     return (yield from steps_for(image, options))
 
 
@@ -190,5 +191,8 @@ def super_resolve(
     ndarray or dask.array.Array
         Same layout and dtype, ``scale`` times larger in H and W; lazy (dask) for dask input.
     """
-    options = InferenceOptions(scale, model, iterations, tile, device, precision, self_ensemble)
+    options = InferenceOptions(
+        scale=scale, model=model, iterations=iterations, tile=tile, device=device,
+        precision=precision, self_ensemble=self_ensemble,
+    )  # fmt: skip
     return run_to_completion(steps_for(image, options.validate())).image
