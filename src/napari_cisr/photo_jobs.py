@@ -21,22 +21,18 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Protocol
 
-from napari_cisr.io import IMAGE_SUFFIXES
+from napari_cisr.io import IMAGE_SUFFIXES, OUTPUT_FORMATS
 from napari_cisr.options import InferenceOptions
 
 log = logging.getLogger(__name__)
 
 __all__ = [
-    "OUTPUT_FORMATS",
     "PhotoJob",
     "RunSummary",
     "plan_jobs",
     "process_photo",
     "run_photos",
 ]
-
-#: Output formats by name, with their suffix. PNG and TIFF are lossless.
-OUTPUT_FORMATS: dict[str, str] = {"png": ".png", "tif": ".tif", "webp": ".webp", "jpg": ".jpg"}
 
 
 @dataclass(frozen=True)
@@ -176,8 +172,8 @@ def plan_jobs(
     scale : int
         The factor, named in the output: ``<stem>_x<scale>.<ext>``.
     output_format : str, optional
-        A key of :data:`OUTPUT_FORMATS`. Default: lossless, ``tif`` for TIFF inputs (they may
-        hold float or stacks), ``png`` for the rest.
+        A key of :data:`napari_cisr.io.OUTPUT_FORMATS`. Default: lossless, ``tif`` for TIFF
+        inputs (they may hold float or stacks), ``png`` for the rest.
     suffix : str, optional
         What follows the stem (default ``_x<scale>``).
 

@@ -126,7 +126,7 @@ def load_model_once(options) -> None:
 
 def photo_output_args(p: argparse.ArgumentParser) -> None:
     """Options of runs that write images into a folder (``run -o``, ``batch`` to a folder)."""
-    from napari_cisr.photo_jobs import OUTPUT_FORMATS
+    from napari_cisr.io import OUTPUT_FORMATS
 
     p.add_argument(
         "--format",

@@ -32,6 +32,7 @@ Decisions worth knowing:
 from napari_cisr.io.atomic import atomic_target, default_mode, write_json
 from napari_cisr.io.formats import (
     IMAGE_SUFFIXES,
+    OUTPUT_FORMATS,
     WRITE_SUFFIXES,
     ImageReadError,
     ensure_decoder,
@@ -42,6 +43,7 @@ from napari_cisr.io.zarr import ome_multiscales, open_zarr, write_zarr, zarr_att
 
 __all__ = [
     "IMAGE_SUFFIXES",
+    "OUTPUT_FORMATS",
     "WRITE_SUFFIXES",
     "ImageReadError",
     "atomic_target",
