@@ -313,12 +313,15 @@ def test_write_image_rejects_what_the_format_cannot_store(tmp_path, rgb):
     assert list(tmp_path.iterdir()) == []
 
 
-def test_write_jpeg_and_webp_quality(tmp_path, rgb):
+def test_write_jpeg_webp_and_avif_quality(tmp_path, rgb):
     io.write_image(tmp_path / "q.jpg", rgb, quality=37)
     assert io.image_info(tmp_path / "q.jpg")["quality"] == 37
-    io.write_image(tmp_path / "lo.webp", rgb, quality=5)
-    io.write_image(tmp_path / "hi.webp", rgb, quality=95)
-    assert (tmp_path / "lo.webp").stat().st_size < (tmp_path / "hi.webp").stat().st_size
+    for suffix in (".webp", ".avif"):
+        low = io.write_image(tmp_path / f"lo{suffix}", rgb, quality=5)
+        high = io.write_image(tmp_path / f"hi{suffix}", rgb, quality=95)
+        assert low.stat().st_size < high.stat().st_size
+        assert io.read_image(high).shape == rgb.shape
+        assert io.image_info(high)["codec"] == suffix[1:]
 
 
 # ------------------------------------------------------------------------------- zarr

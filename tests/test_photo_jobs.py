@@ -36,7 +36,8 @@ def test_apply_orientation_is_what_pillow_displays(orientation):
 
 @pytest.mark.parametrize(
     ("suffix", "dtype"),
-    [(".jpg", np.uint8), (".webp", np.uint8), (".png", np.uint8), (".png", np.uint16),
+    [(".jpg", np.uint8), (".webp", np.uint8), (".avif", np.uint8), (".png", np.uint8),
+     (".png", np.uint16),
      (".tif", np.uint8), (".tif", np.uint16)],
 )  # fmt: skip
 def test_metadata_is_carried_into_every_output_format(tmp_path, suffix, dtype):

@@ -14,19 +14,21 @@ WRITE_SUFFIXES: dict[str, str] = {
     ".png": "png",
     ".tif": "tiff",
     ".tiff": "tiff",
+    ".avif": "avif",
 }
 
 #: The output formats of a run over many files (``napari-cisr run -o``, ``--format``), by name,
 #: with the suffix each is written as: every one is a key of :data:`WRITE_SUFFIXES`. PNG and
 #: TIFF are lossless.
-OUTPUT_FORMATS: dict[str, str] = {"png": ".png", "tif": ".tif", "webp": ".webp", "jpg": ".jpg"}
+OUTPUT_FORMATS: dict[str, str] = {
+    "png": ".png", "tif": ".tif", "webp": ".webp", "jpg": ".jpg", "avif": ".avif",
+}  # fmt: skip
 
 #: File suffixes :func:`read_image` understands, mapped to their codec name: those it writes,
-#: plus AVIF (Pillow's own decoder) and HEIC/HEIF and JPEG XL (the optional plugins of
+#: plus HEIC/HEIF and JPEG XL (the optional plugins of
 #: ``pip install 'napari-cisr[formats]'``: pillow-heif, pillow-jxl-plugin).
 IMAGE_SUFFIXES: dict[str, str] = {
     **WRITE_SUFFIXES,
-    ".avif": "avif",
     ".heic": "heif",
     ".heif": "heif",
     ".jxl": "jxl",

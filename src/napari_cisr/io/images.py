@@ -197,20 +197,20 @@ def write_image(
     Parameters
     ----------
     path : str or os.PathLike
-        Target file: ``.png``, ``.tif``/``.tiff``, ``.jpg``/``.jpeg`` or ``.webp``.
+        Target file: ``.png``, ``.tif``/``.tiff``, ``.jpg``/``.jpeg``, ``.webp`` or ``.avif``.
     array : array-like
         H×W, H×W×3 or H×W×4. PNG takes ``uint8`` or ``uint16`` (16-bit colour included);
-        JPEG takes ``uint8`` H×W or H×W×3; WebP takes ``uint8`` H×W×3/×4 (H×W is written as
-        RGB); TIFF takes any dtype and any number of dimensions (the last one is samples when
-        it is 3 or 4). A dask array is computed first.
+        JPEG takes ``uint8`` H×W or H×W×3; WebP and AVIF take ``uint8`` H×W×3/×4 (H×W is
+        written as RGB); TIFF takes any dtype and any number of dimensions (the last one is
+        samples when it is 3 or 4). A dask array is computed first.
     overwrite : bool, optional
         Replace an existing file. Default False.
     quality : int, optional
-        JPEG/WebP quality 1..100 (default 95 for JPEG, 90 for WebP; JPEG uses 4:2:0
-        subsampling as Pillow does by default). Ignored for PNG and TIFF.
+        JPEG/WebP/AVIF quality 1..100 (default 95 for JPEG, 90 for WebP and AVIF; JPEG and
+        AVIF use 4:2:0 subsampling as Pillow does by default). Ignored for PNG and TIFF.
     metadata : napari_cisr.metadata.PhotoMetadata, optional
         Embedded as the format allows: the ICC profile in every format; EXIF (orientation
-        included) and XMP in JPEG, WebP and PNG; the orientation tag and XMP in TIFF. Pass
+        included) and XMP in JPEG, WebP, AVIF and PNG; the orientation tag and XMP in TIFF. Pass
         what :meth:`~napari_cisr.metadata.PhotoMetadata.for_output` returns, so that the
         dimensions and the profile's colour space match ``array``.
 
@@ -281,7 +281,7 @@ def _write_pillow(
     if codec == "png" and arr.dtype == np.uint16 and arr.ndim == 3:
         tmp.write_bytes(encode_png16(arr, metadata))
         return
-    if codec == "webp" and arr.ndim == 2:
+    if codec in ("webp", "avif") and arr.ndim == 2:
         img = Image.fromarray(arr).convert("RGB")
     else:
         img = Image.fromarray(np.ascontiguousarray(arr))  # uint16 H×W becomes I;16
@@ -293,12 +293,15 @@ def _write_pillow(
     img.save(tmp, format=_PIL_FORMATS[codec], **kwargs)
 
 
-_PIL_FORMATS = {"jpeg": "JPEG", "webp": "WEBP", "png": "PNG"}
-_DEFAULT_QUALITY = {"jpeg": 95, "webp": 90}
+_PIL_FORMATS = {"jpeg": "JPEG", "webp": "WEBP", "png": "PNG", "avif": "AVIF"}
+_DEFAULT_QUALITY = {"jpeg": 95, "webp": 90, "avif": 90}
 
 #: codec → the function that writes an array to a temporary file in that format. A new output
 #: format is one writer here and its suffix in :data:`~napari_cisr.io.formats.WRITE_SUFFIXES`.
-_WRITERS = {"tiff": _write_tiff, "jpeg": _write_pillow, "webp": _write_pillow, "png": _write_pillow}
+_WRITERS = {
+    "tiff": _write_tiff, "jpeg": _write_pillow, "webp": _write_pillow, "png": _write_pillow,
+    "avif": _write_pillow,
+}  # fmt: skip
 
 
 def _pillow_metadata(metadata: PhotoMetadata, codec: str) -> dict[str, Any]:
