@@ -134,12 +134,12 @@ def test_widget_previews_the_visible_region_on_the_compression_grid(
     (src,) = viewer.open_sample(PLUGIN, "jpeg_q15")
     src.scale = (0.5, 2.0)
     h, w = src.data.shape[:2]
-    viewer.camera.center = (0.5 * (h / 2 + 5), 2.0 * (w / 2 - 7))
-    viewer.camera.zoom *= 4
+    viewer.scene.camera.center = (0.5 * (h / 2 + 5), 2.0 * (w / 2 - 7))
+    viewer.scene.camera.zoom *= 4
     qtbot.waitUntil(lambda: np.ptp(src.corner_pixels[:, 0]) < h - 1, timeout=TIMEOUT_MS)
     widget = _dock_with_weights(viewer, weights_file)
-    widget._fields["visible_region"].value = True
-    assert widget.params.visible_region is True
+    widget._fields["region"].value = "visible"
+    assert widget.params.region == "visible"
 
     _run_to_end(qtbot, widget)
 
@@ -154,6 +154,40 @@ def test_widget_previews_the_visible_region_on_the_compression_grid(
     for i, j in [(0, 0), (5, 9), (2 * (r1 - r0) - 1, 2 * (c1 - c0) - 1)]:
         lr = np.add(_hr_centre_in_lr([i, j], 2), (r0, c0))
         np.testing.assert_allclose(out.data_to_world([i, j]), src.data_to_world(lr), atol=1e-9)
+    assert widget.status.value.startswith("done")
+
+
+def test_widget_previews_a_drawn_rectangle_on_the_compression_grid(
+    make_napari_viewer, qtbot, weights_file
+):
+    """Issue 22 §6: the last rectangle drawn in a Shapes layer runs first, through world
+    coordinates (the image has a physical scale, the Shapes layer none), grown to 16-px blocks."""
+    from napari_cisr._layers import plan_job
+
+    viewer = make_napari_viewer()
+    (src,) = viewer.open_sample(PLUGIN, "jpeg_q15")
+    src.scale = (0.5, 2.0)
+    widget = _dock_with_weights(viewer, weights_file)
+    widget._fields["region"].value = "rectangle"
+    with pytest.raises(ValueError, match="Shapes layer"):
+        plan_job(src, widget.params, viewer.dims.point)
+    corners = np.array([[0.5 * 20, 2.0 * 30], [0.5 * 60, 2.0 * 90]])  # rows 20-60, cols 30-90
+    shapes = viewer.add_shapes(
+        [np.array([[0.5 * 5, 2.0 * 5], [0.5 * 9, 2.0 * 9]])], shape_type="ellipse"
+    )
+    with pytest.raises(ValueError, match="draw a rectangle"):
+        plan_job(src, widget.params, viewer.dims.point, shapes)
+    shapes.add_rectangles([corners])
+    viewer.layers.selection.active = src
+
+    _run_to_end(qtbot, widget)
+
+    out = viewer.layers[f"{src.name} ×2 preview (CISR)"]
+    region = out.metadata["cisr"]["region"]
+    assert region == {"rows": [16, 64], "cols": [16, 96]}
+    assert out.data.shape == (2 * 48, 2 * 80, 3)
+    lr = np.add(_hr_centre_in_lr([0, 0], 2), (16, 16))
+    np.testing.assert_allclose(out.data_to_world([0, 0]), src.data_to_world(lr), atol=1e-9)
     assert widget.status.value.startswith("done")
 
 

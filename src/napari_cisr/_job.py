@@ -23,6 +23,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from napari_cisr.inference import Progress
 
 __all__ = [
+    "REGIONS",
     "SCALES",
     "JobFailed",
     "JobOutcome",
@@ -31,6 +32,10 @@ __all__ = [
     "is_dask_array",
     "run_job",
 ]
+
+
+#: The choices of :attr:`SuperResolveParams.region`.
+REGIONS = ("whole", "visible", "rectangle")
 
 
 @dataclass(frozen=True)
@@ -84,9 +89,11 @@ class SuperResolveParams:
         Also add the input's blocking map as an overlay.
     whole_stack : bool
         For a T/Z stack, process every plane instead of the current one.
-    visible_region : bool
-        A preview: process only the part of the image shown on the canvas (grown to whole
-        16-pixel blocks, so the compression grid keeps its phase), not the whole image.
+    region : str
+        What part of the image to process, one of :data:`REGIONS`: ``"whole"``; ``"visible"``,
+        a preview of the part shown on the canvas; ``"rectangle"``, a preview of the last
+        rectangle drawn in a Shapes layer. A preview region is grown to whole 16-pixel blocks,
+        so the compression grid keeps its phase.
     value_range : str
         How the layer's values map to the network's [0, 1], one of
         :data:`napari_cisr.values.VALUE_RANGES`: ``"auto"`` maps unsigned integers by their
@@ -107,7 +114,7 @@ class SuperResolveParams:
     intermediates: bool = False
     blocking_map: bool = False
     whole_stack: bool = False
-    visible_region: bool = False
+    region: str = "whole"
     value_range: str = "auto"
     bit_depth: int = 0
 

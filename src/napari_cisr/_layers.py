@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from napari_cisr._job import SuperResolveParams, is_dask_array
+from napari_cisr._job import REGIONS, SuperResolveParams, is_dask_array
 from napari_cisr.options import InferenceOptions
 from napari_cisr.values import MIN_SIDE, ValueMapping, choose_mapping
 
@@ -35,6 +35,7 @@ __all__ = [
     "add_result_layers",
     "check_plane_size",
     "core_maps_it",
+    "drawn_window",
     "no_blocking_hint",
     "output_geometry",
     "plan_job",
@@ -50,7 +51,7 @@ _SOURCE_KEYS = ("path", "codec", "quality", "lossless", "subsampling")
 #: The widget settings recorded in the result's metadata.
 _SETTINGS = (
     "scale", "model", "weights", "iterations", "tile", "device", "precision",
-    "self_ensemble", "value_range", "bit_depth", "visible_region",
+    "self_ensemble", "value_range", "bit_depth", "region",
 )  # fmt: skip
 
 #: Blocking map colours: transparent where there is no blocking, yellow to red where there is.
@@ -155,9 +156,40 @@ def visible_window(layer: Any) -> tuple[slice, slice]:
     """
     if layer.multiscale:
         raise ValueError("the visible-region preview needs a single-resolution layer")
-    data = layer.data
-    height, width = data.shape[layer.ndim - 2 : layer.ndim]
-    corners = np.asarray(layer.corner_pixels)[:, -2:]
+    return _aligned_window(layer, np.asarray(layer.corner_pixels)[:, -2:])
+
+
+def drawn_window(layer: Any, shapes: Any) -> tuple[slice, slice]:
+    """The rows and columns of ``layer`` under the last rectangle drawn in ``shapes``.
+
+    The rectangle is taken from the Shapes layer's data through world coordinates (the two
+    layers may have different scales and translations), then grown to whole blocks as
+    :func:`visible_window` does.
+    """
+    if layer.multiscale:
+        raise ValueError("the rectangle preview needs a single-resolution layer")
+    rectangles = [
+        vertices
+        for vertices, kind in zip(shapes.data, shapes.shape_type, strict=True)
+        if kind == "rectangle"
+    ]
+    if not rectangles:
+        raise ValueError(f"draw a rectangle in the Shapes layer {shapes.name!r} first")
+    corners = np.array([layer.world_to_data(shapes.data_to_world(v)) for v in rectangles[-1]])[
+        :, -2:
+    ]
+    height, width = layer.data.shape[layer.ndim - 2 : layer.ndim]
+    low = np.clip(np.floor(corners.min(axis=0)), 0, None)
+    high = np.minimum(np.ceil(corners.max(axis=0)) - 1, (height - 1, width - 1))
+    if np.any(high < low):
+        raise ValueError(f"the rectangle in {shapes.name!r} is outside the image {layer.name!r}")
+    return _aligned_window(layer, np.stack([low, high]))
+
+
+def _aligned_window(layer: Any, corners: np.ndarray) -> tuple[slice, slice]:
+    """``corners`` (the first and last row/column shown, in data coordinates) grown to
+    whole :data:`REGION_ALIGN` blocks, at least :data:`~napari_cisr.values.MIN_SIDE` a side."""
+    height, width = layer.data.shape[layer.ndim - 2 : layer.ndim]
     window = []
     for (low, high), size in zip(corners.T, (height, width), strict=True):
         start = int(max(0, low)) // REGION_ALIGN * REGION_ALIGN
@@ -208,7 +240,9 @@ class PlaneJob:
         return self.assemble(arrays)
 
 
-def plan_job(layer: Any, p: SuperResolveParams, world_point: Sequence[float]) -> PlaneJob:
+def plan_job(
+    layer: Any, p: SuperResolveParams, world_point: Sequence[float], shapes: Any = None
+) -> PlaneJob:
     """Check ``p`` and slice ``layer`` into the plane(s) to super-resolve.
 
     Parameters
@@ -220,6 +254,9 @@ def plan_job(layer: Any, p: SuperResolveParams, world_point: Sequence[float]) ->
     world_point : sequence of float
         The viewer's current point (``viewer.dims.point``): which plane of a stack is the
         current one when ``p.whole_stack`` is off.
+    shapes : napari.layers.Shapes, optional
+        Where ``p.region == "rectangle"`` finds its rectangle (the widget passes the topmost
+        Shapes layer).
 
     Raises
     ------
@@ -251,7 +288,15 @@ def plan_job(layer: Any, p: SuperResolveParams, world_point: Sequence[float]) ->
         current = None
         indices = list(itertools.product(*(range(n) for n in lead_shape)))
     planes = [data[idx] if idx else data for idx in indices]
-    window = visible_window(layer) if p.visible_region else None
+    if p.region not in REGIONS:
+        raise ValueError(f"region must be one of {', '.join(REGIONS)}, got {p.region!r}")
+    window = None
+    if p.region == "visible":
+        window = visible_window(layer)
+    elif p.region == "rectangle":
+        if shapes is None:
+            raise ValueError("add a Shapes layer and draw a rectangle on the image first")
+        window = drawn_window(layer, shapes)
     if window is not None:
         planes = [plane[window] for plane in planes]
     check_plane_size(planes[0].shape, stacked=bool(lead_shape))

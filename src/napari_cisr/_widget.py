@@ -220,9 +220,13 @@ class SuperResolveWidget(Container):
                 label="process",
                 choices=[("current plane", False), ("whole stack", True)],
             ),
-            "visible_region": ComboBox(
+            "region": ComboBox(
                 label="area",
-                choices=[("whole image", False), ("visible region (preview)", True)],
+                choices=[
+                    ("whole image", "whole"),
+                    ("visible region (preview)", "visible"),
+                    ("drawn rectangle (preview)", "rectangle"),
+                ],
             ),
         }
         tooltips = {
@@ -247,8 +251,9 @@ class SuperResolveWidget(Container):
             "blocking_map": "also add, hidden, the detected JPEG blocking (1 = a block edge "
             "the network treats as an artefact, 0 = none)",
             "whole_stack": "for a T/Z stack: the plane on screen, or every plane",
-            "visible_region": "preview: only the part shown on the canvas (zoom in to choose "
-            "it), to judge the settings before the whole image",
+            "region": "preview: only the part shown on the canvas (zoom in to choose it), or "
+            "only the last rectangle drawn in the top Shapes layer, to judge the settings "
+            "before the whole image",
         }
         for name, text in tooltips.items():
             fields[name].tooltip = text
@@ -414,7 +419,11 @@ class SuperResolveWidget(Container):
             self.worker.quit()
 
     def _prepare(self) -> PlaneJob:
-        return plan_job(self.image_layer.value, self.params, self._viewer.dims.point)
+        from napari.layers import Shapes
+
+        layers = reversed(self._viewer.layers)
+        shapes = next((layer for layer in layers if isinstance(layer, Shapes)), None)
+        return plan_job(self.image_layer.value, self.params, self._viewer.dims.point, shapes)
 
     # ---------------------------------------------------------------- worker callbacks
     def _on_progress(self, update: JobProgress) -> None:
