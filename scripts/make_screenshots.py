@@ -11,6 +11,8 @@ the blocking map, and saves:
 * ``napari-intermediates.png``  canvas only, grid view: x̂_1 … x̂_J;
 * ``napari-float.png``          the whole window after a run on a float image in [0, 1000]
   (a JPEG-compressed scikit-image ``camera``, scaled), the value mapping in the status;
+* ``napari-rectangle.png``      the whole window after a preview of a drawn rectangle: the
+  ×2 preview lies on the input where the rectangle was drawn;
 * ``napari-error.png``          the whole window after an error (a boolean layer): the
   message wraps inside the dock.
 
@@ -145,8 +147,33 @@ def _shoot(args: argparse.Namespace) -> None:
     save("napari-intermediates.png", viewer.export_figure(scale_factor=1, flash=False))
     grid.enabled = False
 
-    # a float scientific-style image: values 0..1000, mapped by its contrast limits
+    # a preview of a drawn rectangle, on the sample
     import numpy as np
+
+    for layer in list(viewer.layers):
+        viewer.layers.remove(layer)
+    (src,) = viewer.open_sample("napari-cisr", "jpeg_q15")
+    h, w = src.data.shape[:2]
+    rectangle = np.array([[0.3 * h, 0.35 * w], [0.7 * h, 0.75 * w]])
+    shapes = viewer.add_shapes(
+        [rectangle], shape_type="rectangle", edge_color="yellow", face_color="transparent",
+        edge_width=1, name="region",
+    )  # fmt: skip
+    viewer.layers.selection.active = src
+    widget.params.region = "rectangle"
+    widget.run()
+    _wait(app, lambda: not widget.running, timeout=600)
+    if not widget.status.value.startswith("done"):
+        raise SystemExit(f"the preview failed: {errors[-1] if errors else widget.status.value}")
+    viewer.layers.move(viewer.layers.index(shapes), len(viewer.layers))  # outline on top
+    viewer.reset_view()
+    viewer.scene.camera.center = (0.5 * h, 0.55 * w)
+    viewer.scene.camera.zoom *= 1.6
+    settle()
+    save("napari-rectangle.png", viewer.screenshot(canvas_only=False, flash=False))
+    widget.params.region = "whole"
+
+    # a float scientific-style image: values 0..1000, mapped by its contrast limits
     from skimage import data
 
     from napari_cisr.degrade import compress
@@ -170,6 +197,7 @@ def _shoot(args: argparse.Namespace) -> None:
     widget.run()  # refused: the one-line reason wraps in the dock
     settle()
     save("napari-error.png", viewer.screenshot(canvas_only=False, flash=False))
+
     viewer.close()
 
 
