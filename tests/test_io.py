@@ -139,6 +139,21 @@ def test_tiff_keeps_dtype_and_stacks(tmp_path):
     assert io.image_info(tmp_path / "c.tiff")["codec"] == "tiff"
 
 
+def test_tiff_attributes_round_trip_and_are_tiff_only(tmp_path):
+    from napari_cisr.io.info import tiff_attrs
+
+    stack = np.zeros((2, 5, 7), np.float32)
+    attrs = {"napari": {"name": "x", "scale": [1.0, 2.0, 2.0], "metadata": {"cisr": {"scale": 2}}}}
+    io.write_image(tmp_path / "a.tif", stack, attrs=attrs)
+    assert tiff_attrs(tmp_path / "a.tif") == attrs  # tifffile's own "shape" left out
+    np.testing.assert_array_equal(io.read_image(tmp_path / "a.tif"), stack)
+    io.write_image(tmp_path / "plain.tif", stack)
+    assert tiff_attrs(tmp_path / "plain.tif") == {}
+    with pytest.raises(ValueError, match=r"a\.png'.*only TIFF stores attributes"):
+        io.write_image(tmp_path / "a.png", stack[0].astype(np.uint8), attrs=attrs)
+    assert not (tmp_path / "a.png").exists()
+
+
 def test_grayscale_webp_comes_back_2d_colour_stays_rgb(tmp_path, rgb):
     """WebP has no gray mode: a gray image survives as H×W, a colour one stays H×W×3."""
     gray = rgb[..., 1]

@@ -637,18 +637,24 @@ def test_reader_zarr_is_lazy_and_multiscale(make_napari_viewer, tmp_path):
 
 
 def test_unreadable_file_gives_notification_not_exception(
-    make_napari_viewer, tmp_path, notifications
+    make_napari_viewer, tmp_path, notifications, caplog
 ):
-    good = tmp_path / "good.jpg"
+    folder = tmp_path / "a folder with a long name, as photo libraries have" / "2024" / "holiday"
+    folder.mkdir(parents=True)
+    good = folder / "good.jpg"
     io.write_image(good, np.full((32, 32, 3), 100, np.uint8))
-    bad = tmp_path / "bad.jpg"
+    bad = folder / "bad.jpg"
     bad.write_bytes(good.read_bytes()[:200])
-    (tmp_path / "empty.webp").write_bytes(b"")
+    (folder / "empty.webp").write_bytes(b"")
     viewer = make_napari_viewer()
-    assert viewer.open(bad, plugin=PLUGIN) == []
-    assert _errors(notifications)[-1] == f"cannot read '{bad}': truncated JPEG data"
-    assert viewer.open(tmp_path / "empty.webp", plugin=PLUGIN) == []
-    assert _errors(notifications)[-1].endswith("empty.webp': file is empty")
+    with caplog.at_level("WARNING", logger="napari_cisr"):
+        assert viewer.open(bad, plugin=PLUGIN) == []
+    # the reason first, the file by its name: a narrow toast cuts off the end, not the reason
+    assert _errors(notifications)[-1] == "truncated JPEG data: cannot read bad.jpg"
+    assert f"cannot read '{bad}': truncated JPEG data" in caplog.text  # the full path: the log
+    assert viewer.open(folder / "empty.webp", plugin=PLUGIN) == []
+    assert _errors(notifications)[-1] == "file is empty: cannot read empty.webp"
+    assert not any("long name" in message for message in _errors(notifications))
     assert len(viewer.layers) == 0
     from napari_cisr._reader import napari_get_reader
 
@@ -658,14 +664,42 @@ def test_unreadable_file_gives_notification_not_exception(
 # ------------------------------------------------------------------------------- writers
 
 
+#: A result layer's metadata as the widget records it (napari_cisr._layers.add_result_layers).
+_RESULT_METADATA = {
+    "source": "photo",
+    "cisr": {
+        "scale": 2, "model": "lite", "weights": None, "iterations": 4, "tile": 256,
+        "device": "cpu", "precision": "float32", "self_ensemble": False,
+        "values": {"mapping": "dtype", "low": 0.0, "high": 255.0},
+        "source": {"path": "/photos/photo.jpg", "codec": "jpeg", "quality": 33},
+    },
+}  # fmt: skip
+
+
 def test_writers_zarr_tiff_png_roundtrip(make_napari_viewer, tmp_path):
     viewer = make_napari_viewer()
     rng = np.random.default_rng(4)
     rgb = rng.integers(0, 256, (40, 30, 3), dtype=np.uint8)
-    layer = viewer.add_image(rgb, name="rgb", scale=(2, 3), translate=(1, 1))
+    metadata = {
+        **_RESULT_METADATA,
+        "mask": np.zeros(3),  # not JSON: left out, without losing the rest
+        "codec": "jpeg",  # describes the file the layer came from, not the one saved
+    }
+    layer = viewer.add_image(  # rgb=True: napari 0.9 would take 40×30×3 for a stack of 40
+        rgb, name="rgb", rgb=True, scale=(2, 3), translate=(1, 1), metadata=metadata
+    )
     for name in ("o.tif", "o.png"):
         assert layer.save(str(tmp_path / name), plugin=PLUGIN) == [str(tmp_path / name)]
         np.testing.assert_array_equal(io.read_image(tmp_path / name), rgb)
+    # a TIFF keeps the run's settings and the geometry, as a zarr store does
+    (tiff,) = viewer.open(tmp_path / "o.tif", plugin=PLUGIN)
+    np.testing.assert_array_equal(tiff.data, rgb)
+    assert tiff.metadata["cisr"] == _RESULT_METADATA["cisr"]
+    assert tiff.metadata["source"] == "photo" and "mask" not in tiff.metadata
+    assert tiff.metadata["codec"] == "tiff" and tiff.metadata["path"] == str(tmp_path / "o.tif")
+    np.testing.assert_allclose(tiff.scale, (2, 3))
+    np.testing.assert_allclose(tiff.translate, (1, 1))
+    viewer.layers.remove(tiff)
 
     computed = []
 
@@ -675,7 +709,9 @@ def test_writers_zarr_tiff_png_roundtrip(make_napari_viewer, tmp_path):
         return block
 
     lazy = da.from_array(rgb, chunks=(16, 16, 3)).map_blocks(spy, dtype=np.uint8)
-    lazy_layer = viewer.add_image(lazy, name="lazy", rgb=True, scale=(2, 3), translate=(1, 1))
+    lazy_layer = viewer.add_image(
+        lazy, name="lazy", rgb=True, scale=(2, 3), translate=(1, 1), metadata=_RESULT_METADATA
+    )
     computed.clear()
     assert lazy_layer.save(str(tmp_path / "o.zarr"), plugin=PLUGIN) == [str(tmp_path / "o.zarr")]
     assert computed and max(shape[0] for shape in computed) <= 16  # chunk by chunk
@@ -683,6 +719,8 @@ def test_writers_zarr_tiff_png_roundtrip(make_napari_viewer, tmp_path):
     np.testing.assert_array_equal(back.data.compute(), rgb)
     np.testing.assert_allclose(back.scale, (2, 3))
     np.testing.assert_allclose(back.translate, (1, 1))
+    assert back.metadata["cisr"] == _RESULT_METADATA["cisr"]
+    assert back.metadata["codec"] == "zarr"
     # napari's save dialog asks about overwriting, so the writers replace (atomically), but
     # never silently
     with pytest.warns(UserWarning, match="replacing the existing .*o.png"):

@@ -53,9 +53,7 @@ def test_metadata_is_carried_into_every_output_format(tmp_path, suffix, dtype):
     assert back.icc_profile == display_p3_profile()
     assert back.xmp == XMP
     assert read_image(output).dtype == dtype
-    if suffix == ".tif":
-        return  # TIFF carries orientation, profile and XMP, not the EXIF block
-    tags = Image.Exif()
+    tags = Image.Exif()  # TIFF: its own Make/Model tags and EXIF/GPS sub-IFDs, read back
     tags.load(back.exif)
     assert tags[0x010F] == "Canon" and tags[0x0110] == "Canon EOS 5D"
     assert tags.get_ifd(0x8825)[2] == (52.0, 31.0, 12.0)  # GPS
@@ -106,6 +104,54 @@ def test_the_inputs_exif_thumbnail_is_not_carried(tmp_path):
         assert tags[0x0112] == 6
         assert not tags.get_ifd(ExifTags.IFD.IFD1)
     assert thumb.getvalue()[2:64] not in output.read_bytes()
+
+
+def test_a_tiff_output_carries_the_exif_as_tiff_tags(tmp_path, fresh_weights):
+    """``run --format tif``: the camera's tags in the TIFF's first IFD, the EXIF and GPS
+    sub-IFDs beside it (pixel dimensions updated), as Pillow and other readers find them."""
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    source = save_camera_jpeg(photos / "camera.jpg", height=40, width=56, orientation=6)
+    with Image.open(source) as image:
+        image.getexif()[0x0131] = "Firmware 1.0"  # Software: the camera's, not tifffile's
+        exif = image.getexif()
+        image.save(source, exif=exif, icc_profile=display_p3_profile(), xmp=XMP, quality=60)
+    args = ["run", str(photos), "-o", str(tmp_path / "big"), "--format", "tif"]
+    assert main([*args, "--model", str(fresh_weights)]) == 0
+    output = tmp_path / "big" / "camera_x2.tif"
+    assert read_image(output).shape == (80, 112, 3)  # stored order, tagged 6
+    with Image.open(output) as image:
+        tags = image.getexif()
+        assert image.info["icc_profile"] == display_p3_profile()
+        assert (tags[0x0112], tags[0x010F], tags[0x0110]) == (6, "Canon", "Canon EOS 5D")
+        assert tags[0x0131] == "Firmware 1.0"
+        sub = tags.get_ifd(0x8769)
+        assert (sub[0xA002], sub[0xA003]) == (112, 80)  # the output's pixel dimensions
+        assert float(sub[0x829A]) == pytest.approx(1 / 250)  # ExposureTime
+        assert tags.get_ifd(0x8825)[2] == (52.0, 31.0, 12.0)  # GPS
+
+
+@pytest.mark.parametrize(
+    "layout", [{}, {"byteorder": ">"}, {"bigtiff": True}], ids=["classic", "big-endian", "bigtiff"]
+)
+def test_exif_sub_ifds_are_added_to_any_tiff_layout(tmp_path, layout):
+    import tifffile
+
+    from napari_cisr.io.tiff import _add_sub_ifds, _tiff_metadata
+
+    source = save_camera_jpeg(tmp_path / "camera.jpg", height=40, width=56, orientation=1)
+    kwargs, sub_ifds = _tiff_metadata(read_metadata(source).for_output(8, 6, 3, upright=False))
+    assert set(sub_ifds) == {0x8769, 0x8825}
+    path = tmp_path / "out.tif"
+    pixels = smooth_photo(6, 8)
+    tifffile.imwrite(path, pixels, photometric="rgb", **kwargs, **layout)
+    _add_sub_ifds(path, sub_ifds)
+    with tifffile.TiffFile(path) as tif:
+        tags = tif.pages.first.tags
+        assert tags["Make"].value == "Canon"
+        assert tags["ExifTag"].value["PixelXDimension"] == 8
+        assert tags["GPSTag"].value["GPSLatitudeRef"] == "N"
+        np.testing.assert_array_equal(tif.asarray(), pixels)  # the pixels are where they were
 
 
 def test_unparseable_metadata_does_not_fail_the_photo(tmp_path, caplog):
@@ -273,6 +319,19 @@ def test_a_cmyk_jpeg_becomes_rgb_with_a_note(tmp_path, caplog, fresh_weights):
     assert read_image(output).shape == (32, 32, 3)
     notes = [r.getMessage() for r in caplog.records if "CMYK" in r.getMessage()]
     assert notes == ["print.jpg: CMYK image converted to RGB"]
+
+
+def test_a_grayscale_jpeg_stays_gray_with_a_note(tmp_path, caplog, fresh_weights):
+    source = tmp_path / "scan.jpg"
+    Image.fromarray(smooth_photo(16, 16, channels=1)[..., 0]).save(source, quality=80)
+    with Image.open(source) as image:
+        assert image.mode == "L"
+    output = tmp_path / "scan_x2.png"
+    with caplog.at_level("INFO"):
+        assert main(["run", str(source), str(output), "--model", str(fresh_weights)]) == 0
+    assert read_image(output).shape == (32, 32)  # one channel in, one out
+    notes = [r.getMessage() for r in caplog.records if r.getMessage().startswith("scan.jpg:")]
+    assert notes == ["scan.jpg: grayscale image, processed as one channel"]
 
 
 def test_folder_options_and_empty_plans_are_refused_in_one_line(tmp_path, capsys):

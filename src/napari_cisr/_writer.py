@@ -17,10 +17,12 @@ gives the reason itself as a one-line ``UserWarning`` (a notification in napari,
 in a script) and returns no paths.
 
 zarr is written chunk by chunk with dask, so a lazy (dask/zarr-backed) layer is never loaded
-whole; the layer's ``scale``, ``translate``, ``name`` and JSON-able ``metadata`` (a
-super-resolved layer's settings, under ``cisr``) are stored in the zarr attributes (under
-``napari``), and the reader restores the geometry. For a multiscale layer only the
-highest-resolution level is written. TIFF and PNG need the pixels in memory.
+whole. zarr and TIFF both keep the layer's ``scale``, ``translate``, ``name`` and JSON-able
+``metadata`` (a super-resolved layer's settings, under ``cisr``) under ``napari``: in the zarr
+attributes, and in the TIFF's ImageDescription as tifffile's JSON (which tifffile writes
+anyway, with the shape). The reader restores the geometry and the metadata. PNG keeps pixels
+only. For a multiscale layer only the highest-resolution level is written. TIFF and PNG need
+the pixels in memory.
 """
 
 from __future__ import annotations
@@ -51,13 +53,27 @@ def _level0(data: Any) -> Any:
     return data
 
 
-def _json_safe(value: Any) -> Any:
-    """``value`` if it survives JSON (layer metadata can hold anything), else None."""
+def _json_safe(value: Any) -> bool:
+    """True if ``value`` survives JSON (layer metadata can hold anything)."""
     try:
         json.dumps(value)
     except (TypeError, ValueError):
-        return None
-    return value
+        return False
+    return True
+
+
+def _napari_attrs(meta: dict[str, Any]) -> dict[str, Any]:
+    """The layer's name, geometry and JSON-able metadata, as zarr attributes and TIFF JSON."""
+    attrs: dict[str, Any] = {
+        key: [float(v) for v in meta[key]] for key in ("scale", "translate") if key in meta
+    }
+    attrs["name"] = str(meta.get("name", ""))
+    metadata = meta.get("metadata") or {}
+    # key by key, so that one array in the metadata does not lose the ``cisr`` settings
+    kept = {k: v for k, v in metadata.items() if isinstance(k, str) and _json_safe(v)}
+    if kept:
+        attrs["metadata"] = kept
+    return attrs
 
 
 def write_image_layer(path: str, data: Any, meta: dict[str, Any]) -> list[str]:
@@ -88,14 +104,9 @@ def write_image_layer(path: str, data: Any, meta: dict[str, Any]) -> list[str]:
         return []
     _warn_if_replacing(path)
     if suffix == ".zarr":
-        napari_attrs: dict[str, Any] = {
-            key: [float(v) for v in meta[key]] for key in ("scale", "translate") if key in meta
-        }
-        napari_attrs["name"] = str(meta.get("name", ""))
-        metadata = _json_safe(meta.get("metadata") or {})
-        if metadata:
-            napari_attrs["metadata"] = metadata
-        io.write_zarr(path, data, overwrite=True, attrs={"napari": napari_attrs})
+        io.write_zarr(path, data, overwrite=True, attrs={"napari": _napari_attrs(meta)})
+    elif suffix in (".tif", ".tiff"):
+        io.write_image(path, data, overwrite=True, attrs={"napari": _napari_attrs(meta)})
     else:
         io.write_image(path, data, overwrite=True)
     return [path]

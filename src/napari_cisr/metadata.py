@@ -18,6 +18,7 @@ import logging
 import os
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -26,12 +27,20 @@ log = logging.getLogger(__name__)
 __all__ = ["PhotoMetadata", "apply_orientation", "read_metadata"]
 
 ORIENTATION_TAG = 0x0112
+SOFTWARE_TAG = 0x0131
 EXIF_IFD_TAG = 0x8769
+GPS_IFD_TAG = 0x8825
+INTEROP_IFD_TAG = 0xA005
 PIXEL_X_DIMENSION_TAG = 0xA002
 PIXEL_Y_DIMENSION_TAG = 0xA003
-#: TIFF tags carried from a TIFF input (a TIFF has no EXIF block of its own to copy).
+#: TIFF tags carried from a TIFF input and written to a TIFF output.
 TIFF_XMP_TAG = 700
 TIFF_ICC_TAG = 34675
+#: The text tags of an EXIF block's first IFD that describe the photo rather than its pixel
+#: layout, kept in a TIFF's own first IFD (EXIF is TIFF-structured): Make, Model, DateTime,
+#: Artist, HostComputer, Copyright. ImageDescription is left out (tifffile keeps its JSON
+#: there) and Software goes through tifffile's own ``software=``.
+TIFF_EXIF_TEXT_TAGS = (0x010F, 0x0110, 0x0132, 0x013B, 0x013C, 0x8298)
 
 #: ICC colour spaces (header bytes 16..20) an output of that many channels can carry.
 _ICC_SPACE_FOR_CHANNELS = {1: b"GRAY", 3: b"RGB ", 4: b"RGB "}
@@ -155,12 +164,73 @@ def _read_tiff_metadata(path: Path) -> PhotoMetadata:
             return None if tag is None else tag.value
 
         icc, xmp = value(TIFF_ICC_TAG), value(TIFF_XMP_TAG)
+        has_exif = any(code in tags for code in (*TIFF_EXIF_TEXT_TAGS, EXIF_IFD_TAG, GPS_IFD_TAG))
+        if has_exif and tif.is_bigtiff:  # Pillow's EXIF reader parses classic TIFF only
+            log.info("%s: EXIF of a BigTIFF not carried", path)
+            has_exif = False
         return PhotoMetadata(
             orientation=_valid_orientation(value(ORIENTATION_TAG) or 1),
             icc_profile=bytes(icc) if icc else None,
+            exif=_tiff_exif(path) if has_exif else None,
             xmp=bytes(xmp) if xmp else None,
             mode="TIFF",
         )
+
+
+def _tiff_exif(path: Path) -> bytes | None:
+    """The EXIF a TIFF holds (its photo text tags, EXIF and GPS sub-IFDs) as an EXIF block.
+
+    A TIFF's first IFD is mostly its pixel layout (strips, sample format, ...), which must not
+    reach another file's EXIF, so only :data:`TIFF_EXIF_TEXT_TAGS` and the two sub-IFDs are
+    taken; Software is not, it names the program that wrote the TIFF. None when there are
+    none, or when they cannot be parsed (logged: the profile and XMP are still carried).
+    """
+    from PIL import Image
+
+    try:
+        with open(path, "rb") as fp:
+            found = Image.Exif()
+            found.load_from_fp(fp)  # the first IFD's tags only: no pixels are decoded
+            exif = Image.Exif()
+            for code in TIFF_EXIF_TEXT_TAGS:
+                if isinstance(found.get(code), str):
+                    exif[code] = found[code]
+            sub_ifds = exif_sub_ifds(found)
+            for code, values in sub_ifds.items():
+                exif.get_ifd(code).update(values)
+            return exif.tobytes() if len(exif) or sub_ifds else None
+    except Exception as error:  # metadata is a courtesy: never the reason a photo fails
+        log.warning("%s: EXIF not carried (%s: %s)", path, type(error).__name__, error)
+        return None
+
+
+def exif_sub_ifds(exif: Any) -> dict[int, dict[int, Any]]:
+    """The EXIF and GPS sub-IFDs of a loaded EXIF block, ready to be written again.
+
+    Parameters
+    ----------
+    exif : PIL.Image.Exif
+        Loaded from bytes (:meth:`PIL.Image.Exif.load`) or from a TIFF file.
+
+    Returns
+    -------
+    dict
+        :data:`EXIF_IFD_TAG` and/or :data:`GPS_IFD_TAG` → their tags, the non-empty ones only.
+        The Interop IFD inside the EXIF IFD is nested as a dict: as loaded it is an offset
+        into the old block, which would point nowhere in a new one.
+    """
+    found: dict[int, dict[int, Any]] = {}
+    for code in (EXIF_IFD_TAG, GPS_IFD_TAG):
+        values = dict(exif.get_ifd(code))
+        if code == EXIF_IFD_TAG and INTEROP_IFD_TAG in values:
+            interop = exif.get_ifd(INTEROP_IFD_TAG)
+            if interop:
+                values[INTEROP_IFD_TAG] = dict(interop)
+            else:
+                del values[INTEROP_IFD_TAG]
+        if values:
+            found[code] = values
+    return found
 
 
 def apply_orientation(image: np.ndarray, orientation: int) -> np.ndarray:

@@ -293,6 +293,11 @@ def process_photo(
     metadata = read_metadata(job.source)
     if metadata.mode in ("CMYK", "YCbCr", "LAB"):
         log.info("%s: %s image converted to RGB", job.name, metadata.mode)
+    elif image.ndim == 2 and metadata.mode != "TIFF":
+        # a gray photo stays gray (one channel in, one out), which a user expecting colour
+        # should hear about; gray WebPs arrive as RGB and are collapsed by read_image. Not
+        # for TIFF: 2-D TIFFs are the usual scientific input, a line each would be noise.
+        log.info("%s: grayscale image, processed as one channel", job.name)
     steps = steps_for(image, options)
     try:
         while True:

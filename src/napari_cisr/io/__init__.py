@@ -38,7 +38,7 @@ from napari_cisr.io.formats import (
     ensure_decoder,
 )
 from napari_cisr.io.images import check_output_path, read_image, write_image
-from napari_cisr.io.info import estimate_jpeg_quality, image_info
+from napari_cisr.io.info import estimate_jpeg_quality, image_info, tiff_attrs
 from napari_cisr.io.zarr import ome_multiscales, open_zarr, write_zarr, zarr_attrs
 
 __all__ = [
@@ -55,6 +55,7 @@ __all__ = [
     "ome_multiscales",
     "open_zarr",
     "read_image",
+    "tiff_attrs",
     "write_image",
     "write_json",
     "write_zarr",

@@ -20,6 +20,7 @@ from napari_cisr.io.formats import (
     ensure_decoder,
 )
 from napari_cisr.io.png16 import XMP_KEYWORD, encode_png16, is_png16_colour, read_png16
+from napari_cisr.io.tiff import write_tiff
 
 if TYPE_CHECKING:
     from napari_cisr.metadata import PhotoMetadata
@@ -191,6 +192,7 @@ def write_image(
     overwrite: bool = False,
     quality: int | None = None,
     metadata: PhotoMetadata | None = None,
+    attrs: dict[str, Any] | None = None,
 ) -> Path:
     """Write an image atomically, choosing the format from the suffix.
 
@@ -209,10 +211,17 @@ def write_image(
         JPEG/WebP/AVIF quality 1..100 (default 95 for JPEG, 90 for WebP and AVIF; JPEG and
         AVIF use 4:2:0 subsampling as Pillow does by default). Ignored for PNG and TIFF.
     metadata : napari_cisr.metadata.PhotoMetadata, optional
-        Embedded as the format allows: the ICC profile in every format; EXIF (orientation
-        included) and XMP in JPEG, WebP, AVIF and PNG; the orientation tag and XMP in TIFF. Pass
-        what :meth:`~napari_cisr.metadata.PhotoMetadata.for_output` returns, so that the
+        Embedded as the format allows: the ICC profile, the EXIF orientation and XMP in every
+        format; the EXIF block in JPEG, WebP, AVIF and PNG, and in TIFF as TIFF keeps EXIF
+        (the camera's text tags such as Make, Model and DateTime in the image's own tags, the
+        EXIF and GPS sub-IFDs beside it). Pass what
+        :meth:`~napari_cisr.metadata.PhotoMetadata.for_output` returns, so that the
         dimensions and the profile's colour space match ``array``.
+    attrs : dict, optional
+        TIFF only: JSON-able attributes stored in the ImageDescription tag as tifffile's
+        "shaped" JSON (beside the ``shape`` it writes anyway) and read back by
+        :func:`napari_cisr.io.info.tiff_attrs`; the napari writer keeps a layer's settings
+        there, as :func:`~napari_cisr.io.write_zarr` does in a store's attributes.
 
     Returns
     -------
@@ -224,13 +233,16 @@ def write_image(
     FileExistsError
         ``path`` exists and ``overwrite`` is False.
     ValueError
-        Unsupported suffix, or a dtype/shape the format cannot store.
+        Unsupported suffix, a dtype/shape the format cannot store, or ``attrs`` for a format
+        other than TIFF.
     """
     p = Path(path)
     codec = WRITE_SUFFIXES.get(p.suffix.lower())
     if codec is None:
         expected = ", ".join(sorted(WRITE_SUFFIXES))
         raise ValueError(f"cannot write {os.fspath(p)!r}: unsupported suffix (expected {expected})")
+    if attrs and codec != "tiff":
+        raise ValueError(f"cannot write {os.fspath(p)!r}: only TIFF stores attributes")
     arr = np.asarray(array)
     if arr.dtype == bool:
         arr = arr.astype(np.uint8) * 255
@@ -240,7 +252,7 @@ def write_image(
             raise ValueError(f"quality must be in 1..100, got {quality}")
     write = _WRITERS[codec]
     with atomic_target(p, overwrite) as tmp:
-        write(tmp, arr, codec, quality, metadata)
+        write(tmp, arr, codec, quality, metadata, attrs)
     return p
 
 
@@ -261,20 +273,13 @@ def _check_flat_image(arr: np.ndarray, codec: str) -> None:
         raise ValueError("JPEG cannot store an alpha channel; use .png, .webp or .tif")
 
 
-def _write_tiff(
-    tmp: Path, arr: np.ndarray, codec: str, quality: int | None, metadata: PhotoMetadata | None
-) -> None:
-    import tifffile
-
-    photometric = "rgb" if arr.ndim >= 3 and arr.shape[-1] in (3, 4) else "minisblack"
-    extras = {"extrasamples": ["unassalpha"]} if photometric == "rgb" and arr.shape[-1] == 4 else {}
-    if metadata is not None:
-        extras.update(_tiff_metadata(metadata))
-    tifffile.imwrite(tmp, arr, photometric=photometric, **extras)
-
-
 def _write_pillow(
-    tmp: Path, arr: np.ndarray, codec: str, quality: int | None, metadata: PhotoMetadata | None
+    tmp: Path,
+    arr: np.ndarray,
+    codec: str,
+    quality: int | None,
+    metadata: PhotoMetadata | None,
+    attrs: dict[str, Any] | None,
 ) -> None:
     from PIL import Image
 
@@ -299,7 +304,7 @@ _DEFAULT_QUALITY = {"jpeg": 95, "webp": 90, "avif": 90}
 #: codec → the function that writes an array to a temporary file in that format. A new output
 #: format is one writer here and its suffix in :data:`~napari_cisr.io.formats.WRITE_SUFFIXES`.
 _WRITERS = {
-    "tiff": _write_tiff, "jpeg": _write_pillow, "webp": _write_pillow, "png": _write_pillow,
+    "tiff": write_tiff, "jpeg": _write_pillow, "webp": _write_pillow, "png": _write_pillow,
     "avif": _write_pillow,
 }  # fmt: skip
 
@@ -320,19 +325,4 @@ def _pillow_metadata(metadata: PhotoMetadata, codec: str) -> dict[str, Any]:
             kwargs["pnginfo"] = info
         else:
             kwargs["xmp"] = metadata.xmp
-    return kwargs
-
-
-def _tiff_metadata(metadata: PhotoMetadata) -> dict[str, Any]:
-    """tifffile ``imwrite`` keywords that embed ``metadata`` (profile, orientation, XMP)."""
-    from napari_cisr.metadata import ORIENTATION_TAG, TIFF_XMP_TAG
-
-    extratags: list[tuple[int, int | str, int, Any, bool]] = []
-    if metadata.orientation != 1:
-        extratags.append((ORIENTATION_TAG, "H", 1, metadata.orientation, True))
-    if metadata.xmp:
-        extratags.append((TIFF_XMP_TAG, 1, len(metadata.xmp), metadata.xmp, True))
-    kwargs: dict[str, Any] = {"extratags": extratags} if extratags else {}
-    if metadata.icc_profile:
-        kwargs["iccprofile"] = metadata.icc_profile
     return kwargs

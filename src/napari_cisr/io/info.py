@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import struct
 from pathlib import Path
@@ -11,6 +12,8 @@ import numpy as np
 
 from napari_cisr.io.formats import CODEC_FROM_PIL, ImageReadError, check_readable, ensure_decoder
 from napari_cisr.io.png16 import png_header
+
+log = logging.getLogger(__name__)
 
 # ITU-T T.81 Annex K, table K.1 (luminance), natural (row-major) order.
 _ANNEX_K_LUMA = np.array(
@@ -168,3 +171,41 @@ def image_info(path: str | os.PathLike) -> dict[str, Any]:
     if info["codec"] == "webp":
         info.update(_webp_kind(p))
     return info
+
+
+def tiff_attrs(path: str | os.PathLike) -> dict[str, Any]:
+    """The JSON attributes a TIFF holds in tifffile's "shaped" ImageDescription.
+
+    What :func:`napari_cisr.io.write_image` stored with ``attrs=`` (the napari writer keeps a
+    layer's name, geometry and settings there, under ``napari``), without the ``shape``
+    tifffile writes beside them.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        A ``.tif``/``.tiff`` file.
+
+    Returns
+    -------
+    dict
+        Empty for a TIFF without such a description, or one that cannot be parsed (logged:
+        the attributes are a courtesy, never the reason a file does not open).
+
+    Raises
+    ------
+    ImageReadError
+        As for :func:`image_info` (missing, empty, unsupported suffix).
+    """
+    p = Path(path)
+    check_readable(p)
+    import tifffile
+
+    try:
+        with tifffile.TiffFile(p) as tif:
+            shaped = tif.shaped_metadata
+    except Exception as error:  # tifffile raises many types for bad files
+        log.warning("%s: TIFF attributes not read (%s: %s)", p, type(error).__name__, error)
+        return {}
+    if not shaped or not isinstance(shaped[0], dict):
+        return {}
+    return {key: value for key, value in shaped[0].items() if key != "shape"}
