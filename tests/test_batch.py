@@ -467,6 +467,46 @@ def test_resume_after_sigkill_is_byte_identical(tmp_path, weights, resume_worker
     assert json.loads((killed / "zarr.json").read_text())["attributes"][ATTR]["complete"] is True
 
 
+@pytest.fixture(scope="module")
+def ome_and_reference(tmp_path_factory, weights) -> tuple[Path, Path]:
+    """An OME-Zarr input with a 2-level pyramid (4 blocks on level 1) and its batch, unbroken."""
+    folder = tmp_path_factory.mktemp("kill")
+    source = folder / "image.ome.zarr"
+    _write_ome(source, np.moveaxis(_photo((150, 190, 3), 12), -1, 0))
+    reference = folder / "reference.zarr"
+    assert run_batch(source, reference, scale=2, model=weights, tile=TILE).ok
+    return source, reference
+
+
+@pytest.mark.parametrize("point", ["store-layout", "written:1"])
+def test_a_sigkill_at_store_creation_or_in_the_pyramid_resumes_byte_identical(
+    tmp_path, weights, ome_and_reference, point
+):
+    """Issue 21: kill -9 while the store is laid out (before its rename into place) and after
+    the first block of pyramid level 1; the rerun ends byte-identical to an unbroken run.
+    (The kill in the middle of level 0 is ``test_resume_after_sigkill_is_byte_identical``.)"""
+    from napari_cisr._batch.store import KILL_AT
+
+    source, reference = ome_and_reference
+    out = tmp_path / "out.ome.zarr"
+    command = [sys.executable, "-m", "napari_cisr.cli", "batch", os.fspath(source)]
+    command += [os.fspath(out), "--scale", "2", "--tile", str(TILE), "--model", os.fspath(weights)]
+    killed = subprocess.run(command, env={**os.environ, KILL_AT: point}, capture_output=True)
+    assert killed.returncode == -signal.SIGKILL, killed.stderr.decode()[-2000:]
+    if point == "store-layout":
+        assert not out.exists() and len(list(tmp_path.glob(".out.ome.zarr.*.tmp"))) == 1
+    else:
+        assert _state(out)["complete"] is False
+        level0 = len(list((out / MARKERS / "0").iterdir()))
+        assert level0 > 1 and len(list((out / MARKERS / "1").iterdir())) == 1
+
+    resumed = subprocess.run(command, capture_output=True, text=True, check=True)
+    if point != "store-layout":
+        assert f"{level0 + 1} found done" in resumed.stderr, resumed.stderr
+    assert _tree_digest(out) == _tree_digest(reference)
+    assert [p.name for p in tmp_path.iterdir()] == ["out.ome.zarr"]  # nothing left beside it
+
+
 def test_resume_removes_the_chunk_writes_a_killed_run_left(folder, weights, tmp_path):
     reference = tmp_path / "reference.zarr"
     run_batch(folder, reference, scale=2, model=weights, tile=TILE)
@@ -506,6 +546,83 @@ def test_a_batch_with_failed_files_completes_once_they_are_removed(folder, weigh
     assert again.ok and again.computed == 0 and sorted(again.completed) == ["gray.png", "rgb.jpg"]
     with pytest.raises(BatchError, match=r"holds another job \(its tile differs\)"):
         run_batch(folder, out, scale=2, model=weights, tile=2 * TILE)
+
+
+def test_a_repaired_file_is_retried_alone_and_completes_the_store(
+    folder, weights, tmp_path, caplog
+):
+    """Issue 21, "a batch can always finish": a file that failed to read and has been replaced
+    by a good one is computed by the rerun, and only it; the store then ends as a fresh run's."""
+    (folder / "late.jpg").write_bytes((folder / "rgb.jpg").read_bytes()[:200])
+    out = tmp_path / "out.zarr"
+    first = run_batch(folder, out, scale=2, model=weights, tile=TILE)
+    assert [name for name, _ in first.failed] == ["late.jpg"] and first.computed > 0
+    assert _state(out)["failed"] == ["late.jpg"]
+    chunks = [p for name in ("gray", "rgb") for p in (out / name / "c").rglob("*") if p.is_file()]
+    assert len(chunks) >= 2
+    written_before = {p: p.stat().st_mtime_ns for p in chunks}
+
+    Image.fromarray(_photo((66, 80, 3), 7)).save(folder / "late.jpg", quality=30)
+    args = ["batch", os.fspath(folder), os.fspath(out), "--scale", "2", "--tile", str(TILE)]
+    caplog.set_level(logging.INFO, logger="napari_cisr")
+    assert main([*args, "--model", os.fspath(weights)]) == 0
+    (summary,) = [r.getMessage() for r in caplog.records if "item(s) done" in r.getMessage()]
+    assert "3 item(s) done" in summary and "retried: late.jpg" in summary, summary
+    computed = int(summary.split("item(s) done (")[1].split(" blocks computed")[0])
+    assert {p: p.stat().st_mtime_ns for p in chunks} == written_before  # not rewritten
+    state = _state(out)
+    assert state["complete"] is True and "failed" not in state
+    assert [item["name"] for item in state["job"]["items"]] == ["gray.png", "late.jpg", "rgb.jpg"]
+
+    reference = tmp_path / "reference.zarr"
+    fresh = run_batch(folder, reference, scale=2, model=weights, tile=TILE)
+    assert computed == fresh.computed - first.computed  # the repaired file's blocks alone
+    assert _tree_digest(out) == _tree_digest(reference)
+
+
+def test_a_resume_keeps_the_tile_and_precision_its_job_left_free(
+    folder, weights, tmp_path, monkeypatch
+):
+    """Issue 21, deterministic results: the automatic tile and "auto" precision are resolved
+    once and pinned by the job record; a rerun on a machine with another memory budget and
+    CPU resumes with them and ends byte-identical to an uninterrupted run."""
+    import napari_cisr.batch
+    import napari_cisr.weights
+
+    default_budget = napari_cisr.batch.WORKER_BUDGET
+
+    def machine(budget: int, native_bfloat16: bool) -> None:
+        monkeypatch.setattr(napari_cisr.batch, "WORKER_BUDGET", budget)
+
+        def resolve(precision, device):
+            if precision == "auto":
+                return torch.bfloat16 if native_bfloat16 else torch.float32
+            return torch.bfloat16 if precision == "bfloat16" else torch.float32
+
+        monkeypatch.setattr(napari_cisr.weights, "resolve_precision", resolve)
+
+    machine(1, native_bfloat16=True)  # little memory: the smallest tile
+    reference = tmp_path / "reference.zarr"
+    assert run_batch(folder, reference, scale=2, model=weights).ok
+    job = _state(reference)["job"]
+    assert (job["tile"], job["precision"], job["device"]) == (64, "bfloat16", "cpu")
+
+    interrupted = tmp_path / "interrupted.zarr"
+
+    def stop_after_a_block(progress):
+        if progress.done:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        run_batch(folder, interrupted, scale=2, model=weights, on_progress=stop_after_a_block)
+
+    machine(default_budget, native_bfloat16=False)
+    config = load_model(weights, scale=2).config
+    free = napari_cisr.batch._resolve_settings(config, "cpu", "auto", None)
+    assert free[1:] == ("float32", 256)  # what this machine would pick for a new store
+    resumed = run_batch(folder, interrupted, scale=2, model=weights)
+    assert resumed.ok and resumed.skipped >= 1
+    assert _tree_digest(interrupted) == _tree_digest(reference)
 
 
 def test_a_temporary_store_left_by_a_killed_run_is_removed(folder, weights, tmp_path):
@@ -552,3 +669,38 @@ def test_block_progress_draws_a_tqdm_bar_per_stage_on_a_terminal():
     text = stream.getvalue()
     assert "level 0 (+2 done before)" in text and "3/3" in text
     assert "pyramid level 1" in text and "1/1" in text
+
+
+def test_a_folder_batch_shows_the_tiles_of_an_image_on_a_terminal(tmp_path, weights, monkeypatch):
+    """Issue 23, progress: ``batch DIR OUT_DIR`` draws, as ``run -o`` does, a bar of images and
+    one of the work units (tiles × iterations) of the image being computed, which the worker
+    reports while it computes it."""
+    import napari_cisr.progress
+
+    source = tmp_path / "photos"
+    source.mkdir()
+    Image.fromarray(_photo((150, 190, 3), 3)).save(source / "big.jpg", quality=30)
+
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    terminal = Terminal()
+    monkeypatch.setattr(sys, "stderr", terminal)
+    steps = []
+    draw = napari_cisr.progress.Bars.step
+
+    def step(self, done, total):
+        steps.append((done, total))
+        draw(self, done, total)
+
+    monkeypatch.setattr(napari_cisr.progress.Bars, "step", step)
+    out = tmp_path / "out"
+    args = ["batch", os.fspath(source), os.fspath(out), "--tile", str(TILE)]
+    assert main([*args, "--model", os.fspath(weights)]) == 0
+    assert [p.name for p in out.iterdir()] == ["big_x2.png"]
+    assert steps, "no progress within the image reached the client"
+    assert all(0 < done <= total for done, total in steps) and steps[0][1] > 1
+    assert [done for done, _ in steps] == sorted(done for done, _ in steps)
+    text = terminal.getvalue()
+    assert "step" in text and "image" in text

@@ -60,6 +60,9 @@ def test_a_killed_worker_does_not_change_the_result(tmp_path, fresh_weights, mon
         def finish(self, job, outcome, detail):
             kill_one_worker_after_the_first_photo()
 
+        def close(self):
+            pass
+
     monkeypatch.setattr("napari_cisr.progress.LogLines", lambda quiet=False: KillingProgress())
     out = tmp_path / "cluster"
     try:

@@ -190,3 +190,46 @@ def test_a_corrupt_checkpoint_is_refused_in_one_line_and_kept(tmp_path):
     assert f"{run / 'last.pt'}: cannot resume from it (not a PyTorch checkpoint" in line
     assert "move it away" in line and "Traceback" not in result.stderr
     assert (run / "last.pt").read_bytes() == b"half a checkpoint"  # nothing lost
+
+
+@pytest.mark.parametrize("case", ["missing folder", "read-only folder"])
+def test_batch_refuses_an_unwritable_zarr_output_before_any_work(
+    tmp_path, capsys, monkeypatch, case, fresh_weights
+):
+    """Issue 21.1: ``batch SRC out.zarr`` into a missing or read-only folder fails in one line
+    (exit 2) before an image is read or a cluster started, not with a traceback after."""
+    import tempfile
+
+    import napari_cisr.batch
+    import napari_cisr.io
+
+    source = tmp_path / "in"
+    source.mkdir()
+    write_image(source / "a.png", np.full((16, 16, 3), 100, np.uint8))
+    parent = tmp_path / ("no/such" if case == "missing folder" else "locked")
+    if case == "read-only folder":
+        parent.mkdir()
+        parent.chmod(0o555)
+        if os.geteuid() == 0:  # root writes into a 0o555 folder: refuse as a read-only mount would
+
+            def refuse(*args, **kwargs):
+                raise PermissionError(13, "Permission denied")
+
+            monkeypatch.setattr(tempfile, "mkstemp", refuse)
+
+    def never(*args, **kwargs):
+        raise AssertionError("work started before the output was checked")
+
+    monkeypatch.setattr(napari_cisr.io, "read_image", never)
+    monkeypatch.setattr(napari_cisr.batch, "Cluster", never)
+    output = parent / "out.zarr"
+    try:
+        status = main(["batch", str(source), str(output), "--model", str(fresh_weights)])
+    finally:
+        if parent.exists():
+            parent.chmod(0o755)
+    err = capsys.readouterr().err.strip()
+    assert status == 2 and len(err.splitlines()) == 1 and "Traceback" not in err, err
+    problem = "does not exist" if case == "missing folder" else "permission denied"
+    assert f"output folder '{parent}'" in err and problem in err, err
+    assert not output.exists() and (not parent.exists() or list(parent.iterdir()) == [])

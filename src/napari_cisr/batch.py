@@ -26,9 +26,13 @@ How a batch stays safe and resumable:
    every chunk atomically and blocks never share a chunk, so a block is done exactly when its
    marker exists. A killed run leaves at most some unmarked blocks, recomputed on rerun, and
    the temporary files of the chunk writes it was killed in, removed on rerun.
-3. A rerun whose job (input, scale, model, tile, shapes) matches the stored one continues:
-   marked blocks are skipped. Computation is deterministic (threads pinned), so the final store
-   is byte-identical to an uninterrupted run.
+3. A rerun whose job (input, scale, model, tile, device kind, precision, shapes) matches the
+   stored one continues: marked blocks are skipped. Settings left free (the automatic tile,
+   ``device="auto"``, ``precision="auto"``) are resolved once, recorded in the job and reused
+   by every rerun, whatever its machine's memory, device or CPU. Computation is deterministic
+   (threads pinned), so the final store is byte-identical to an uninterrupted run. Items that
+   failed are retried by a rerun (and only they): a file that could not be read and has been
+   repaired since is added to the store, one that has been removed is dropped from the job.
 4. When every block of an array is written its ``complete`` flag becomes true; when all arrays
    are, the root's does and the markers are removed. Readers should trust only
    ``complete: true``.
@@ -39,12 +43,14 @@ even then only when it is a zarr store (a non-zarr folder is never deleted).
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import logging
 import math
 import os
 import shutil
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -56,8 +62,10 @@ from napari_cisr._batch.sources import Item, folder_items, zarr_items
 from napari_cisr._batch.store import (
     ATTR,
     MARKERS,
+    add_items,
     array_complete,
     check_paths,
+    check_writable,
     create_store,
     is_zarr,
     job_difference,
@@ -67,7 +75,7 @@ from napari_cisr._batch.store import (
     read_job,
     remove_partial_chunks,
     remove_stale_temporaries,
-    same_job,
+    repaired_items,
     set_complete,
     written,
 )
@@ -127,7 +135,8 @@ def run_batch(
     model : str or os.PathLike
         Model name or weight file (a path every worker can read).
     tile : int, optional
-        Core tile side in LR pixels; default from a 1 GB budget per worker.
+        Core tile side in LR pixels; default from :data:`WORKER_BUDGET` on the workers' device,
+        and for a resumed job the tile it started with (the job record pins it).
     workers : int, optional
         Workers of the local cluster (default 1); ignored with ``scheduler``.
     scheduler : str, optional
@@ -135,10 +144,12 @@ def run_batch(
     overwrite : bool
         Replace an existing OUTPUT (only if it is a zarr store).
     device : str
-        "cpu", "cuda" or "auto", on the workers.
+        "cpu", "cuda" or "auto", on the workers. The kind of device is part of the job (its
+        kernels round differently); "auto" resumes a job on the kind it started on.
     precision : str
         "auto", "float32" or "bfloat16" (as :func:`napari_cisr.super_resolve`), on the workers;
-        part of the job, so a resumed run computes its remaining blocks the same way.
+        part of the job as resolved ("auto" is bfloat16 where the workers' device has it
+        natively), so a resumed run computes its remaining blocks the same way on any machine.
     self_ensemble : bool
         Average each tile over the eight rotations/flips (8x the time; as
         :func:`napari_cisr.super_resolve`); part of the job, like ``precision``.
@@ -184,45 +195,144 @@ def run_batch(
             + "; ".join(f"{name}: {reason}" for name, reason in failed)
         )
     kind = "group" if multiscales is not None or not is_zarr(source) else "array"
-    from napari_cisr.tiling import choose_tile, model_halo, plan_tiles
+    from napari_cisr.tiling import model_halo, plan_tiles
 
-    if tile is None:
-        tile = choose_tile(config, None, device, budget=WORKER_BUDGET)
     halo = model_halo(config)
-    core = plan_tiles((10**6, 10**6), scale, tile, halo).tile  # the aligned core side
-    options = InferenceOptions(
-        scale=scale, model=model_ref, iterations=iterations, tile=core, device=device,
-        precision=precision, self_ensemble=bool(self_ensemble),
-    )  # fmt: skip
-    job = _job(source, options, config, halo, items, failed)
-    if scheduler is None:
-        job["torch_threads"] = threads or max(1, (os.cpu_count() or 1) // max(1, workers or 1))
-    levels = [_levels(item, scale, core, multiscales) for item in items]
+    stored = None if overwrite else _stored_job(output)
+    with contextlib.ExitStack() as stack:
+        remote = None
+        if scheduler is not None:  # connect first: the workers decide what "auto" means
+            remote = stack.enter_context(
+                Cluster(workers, scheduler, threads, connect_timeout, cluster_settings)
+            )
+        pinned = _pin_settings(output, stored, config, tile, device, precision, remote)
+        core = plan_tiles((10**6, 10**6), scale, pinned.tile, halo).tile  # the aligned side
+        options = InferenceOptions(
+            scale=scale, model=model_ref, iterations=iterations, tile=core,
+            device=pinned.device, precision=pinned.precision, self_ensemble=bool(self_ensemble),
+        )  # fmt: skip
+        job = _job(source, options, config, halo, items, failed, pinned.device_type)
+        if stored is not None and "device" not in stored:
+            del job["device"]  # a store from before the key: resumed as before
+        if scheduler is None:
+            job["torch_threads"] = threads or max(1, (os.cpu_count() or 1) // max(1, workers or 1))
+        levels = [_levels(item, scale, core, multiscales) for item in items]
 
-    replace, threads = _replace_or_resume(output, job, overwrite, threads, scheduler)
-    if replace is None:  # already complete
-        return BatchReport(output, [it.name for it in items], failed)
-    report = BatchReport(output, failed=list(failed))
-    failures: dict[str, str] = {}
-    with Cluster(workers, scheduler, threads, connect_timeout, cluster_settings) as cluster:
-        if replace:
+        plan = _replace_or_resume(output, job, overwrite, threads, scheduler)
+        if plan.replace is None:  # already complete
+            return BatchReport(output, [it.name for it in items], failed)
+        report = BatchReport(output, failed=list(failed))
+        cluster = remote or stack.enter_context(
+            Cluster(workers, None, plan.threads, connect_timeout, cluster_settings)
+        )
+        if plan.replace:
             shutil.rmtree(output)
         if not output.exists():
             ome = ome_output(multiscales, items[0], scale) if multiscales is not None else None
             extra = _omero(source) if multiscales is not None else {}
             create_store(output, kind, items, levels, fmt, job, ome, extra)
+        elif plan.record is not None:
+            new = [k for k, item in enumerate(items) if item.name in plan.added]
+            add_items(output, [items[k] for k in new], [levels[k] for k in new], plan.record)
         work = _Work(cluster, output, kind, options, halo)
+        failures: dict[str, str] = {}
         run_tasks(cluster.client, *work.level0(items, levels), report, failures, on_progress,
                   "level 0")  # fmt: skip
         if multiscales is not None:
             work.pyramids(items, levels, report, failures, on_progress)
     _finish(output, items, levels, kind, report, failures)
+    report.retried = [name for name in report.completed if name in plan.failed_before]
     return report
+
+
+@dataclass(frozen=True)
+class _Pinned:
+    """The settings that change pixels and may be left free: as the job record pins them."""
+
+    tile: int  # core tile side asked for (aligned by the tile plan)
+    device: str  # what the workers are told
+    device_type: str  # "cpu", "cuda", "mps": recorded in the job
+    precision: str  # "float32" or "bfloat16" ("auto" only for a store from before)
+
+
+def _resolve_settings(
+    config: Any, device: str, precision: str, tile: int | None
+) -> tuple[str, str, int]:
+    """(device type, precision, tile) that "auto" and a free tile mean where this runs.
+
+    Runs on a worker of an existing scheduler (its device and CPU decide), else in the
+    client, whose threads the local workers are.
+    """
+    import torch
+
+    from napari_cisr.tiling import choose_tile
+    from napari_cisr.weights import resolve_device, resolve_precision
+
+    resolved = resolve_device(device)
+    dtype = resolve_precision(precision, resolved)
+    if tile is None:
+        tile = choose_tile(config, None, resolved, budget=WORKER_BUDGET)
+    assert tile is not None  # no image shape: always a tile
+    return resolved.type, "bfloat16" if dtype == torch.bfloat16 else "float32", tile
+
+
+def _pin_settings(
+    output: Path,
+    stored: dict[str, Any] | None,
+    config: Any,
+    tile: int | None,
+    device: str,
+    precision: str,
+    remote: Cluster | None,
+) -> _Pinned:
+    """Resolve the free settings (automatic tile, "auto" device and precision) once per store.
+
+    A new store gets what they mean on this machine (or on a worker of ``remote``); a store
+    being resumed or checked keeps what its job recorded, so that the rest of its blocks are
+    computed as the first ones were, whatever the free memory, device or CPU of the rerun.
+    Settings given explicitly are used as given (a store with others is refused later).
+    """
+    stored = stored or {}
+    adopted = []
+    if tile is None and stored.get("tile"):
+        tile = int(stored["tile"])
+        adopted.append(f"tile {tile}")
+    if device == "auto" and stored.get("device"):
+        device = str(stored["device"])
+        adopted.append(f"device {device}")
+    keep_precision = precision == "auto" and stored.get("precision") is not None
+    try:
+        if remote is None:
+            device_type, resolved, tile = _resolve_settings(config, device, precision, tile)
+        else:
+            future = remote.client.submit(
+                _resolve_settings, config, device, precision, tile, pure=False
+            )
+            device_type, resolved, tile = future.result()
+    except ValueError as error:  # e.g. CUDA asked for (or recorded) and absent
+        where = f"; output '{output}' was started with {', '.join(adopted)}" if adopted else ""
+        raise BatchError(f"{error}{where}") from None
+    if keep_precision:
+        resolved = str(stored["precision"])
+        adopted.append(f"precision {resolved}")
+    if adopted:
+        log.info("as the run that started '%s': %s", output, ", ".join(adopted))
+    return _Pinned(tile, device if device != "auto" else device_type, device_type, resolved)
+
+
+def _stored_job(output: Path) -> dict[str, Any] | None:
+    """The job recorded in an existing OUTPUT store, or None."""
+    if not is_zarr(output):
+        return None
+    state = read_job(output)
+    job = (state or {}).get("job")
+    return job if isinstance(job, dict) else None
 
 
 def _check_job_arguments(model: Any, scale: int, precision: str) -> tuple[Any, str]:
     """(the model's config, how workers name the model); BatchError for what cannot run."""
-    from napari_cisr.weights import MODEL_NAMES, PRECISIONS, WeightsError, model_config
+    from napari_cisr.registry import MODEL_NAMES, PRECISIONS
+    from napari_cisr.weights import WeightsError, model_config
 
     if scale not in (2, 3, 4):
         raise BatchError(f"scale must be 2, 3 or 4, got {scale}")
@@ -246,8 +356,13 @@ def _job(
     halo: int,
     items: list[Item],
     failed: list[tuple[str, str]],
+    device_type: str,
 ) -> dict[str, Any]:
-    """The job record: what decides the store's content (a rerun resumes only the same job)."""
+    """The job record: what decides the store's content (a rerun resumes only the same job).
+
+    ``options`` hold the resolved tile and precision (:func:`_pin_settings`); ``device_type``
+    is the kind of device the blocks are computed on (its kernels round differently).
+    """
     from napari_cisr import __version__
 
     iterations = options.iterations
@@ -258,6 +373,7 @@ def _job(
         "config": config.to_dict(),
         "tile": options.tile,
         "halo": halo,
+        "device": device_type,
         "precision": options.precision,
         "self_ensemble": options.self_ensemble,
         # Only a J other than the model's own: stores from before this key resume as before.
@@ -283,34 +399,57 @@ def _levels(
     return levels
 
 
+@dataclass(frozen=True)
+class _Plan:
+    """What to do with OUTPUT (:func:`_replace_or_resume`)."""
+
+    replace: bool | None  # None: it already holds the finished job
+    threads: int | None  # torch threads per local worker
+    added: tuple[str, ...] = ()  # items the stored job could not read and this one can
+    record: dict[str, Any] | None = None  # the job to record in the store, when it changed
+    failed_before: tuple[str, ...] = ()  # items the stored run failed on
+
+
 def _replace_or_resume(
     output: Path, job: dict[str, Any], overwrite: bool, threads: int | None, scheduler: str | None
-) -> tuple[bool | None, int | None]:
-    """(replace OUTPUT?, torch threads): None when OUTPUT already holds the finished job.
+) -> _Plan:
+    """What to do with OUTPUT: create it, replace it or resume it (or nothing: it is done).
 
-    An existing OUTPUT is resumed when it holds the same job, replaced with ``overwrite``, and
-    otherwise refused (BatchError). A resumed job keeps the torch thread count it started with.
+    An existing OUTPUT is resumed when it holds the same job (items it failed to read may have
+    been removed or repaired since: the repaired ones are added, :func:`repaired_items`),
+    replaced with ``overwrite``, and otherwise refused (BatchError). A resumed job keeps the
+    torch thread count it started with.
     """
     if not (output.exists() or output.is_symlink()):
-        return False, threads
+        return _Plan(False, threads)
     state = read_job(output) if is_zarr(output) else None
     if overwrite:
-        return True, threads
-    if state is None or not same_job(state.get("job"), job):
+        return _Plan(True, threads)
+    stored = (state or {}).get("job")
+    added = repaired_items(stored, job)
+    if state is None or added is None:
         raise BatchError(
             f"output '{output}' already exists{job_difference(state, job)} "
             "(pass --overwrite to replace it)"
         )
-    if state.get("complete"):
+    if state.get("complete") and not added:
         log.info("'%s' is already complete", output)
-        return None, threads
+        return _Plan(None, threads)
+    check_writable(output, "output store")
     log.info("resuming the incomplete batch in '%s'", output)
+    if added:
+        log.info("retrying %s: read now, unreadable before", ", ".join(added))
     remove_partial_chunks(output)
-    started_with = state["job"].get("torch_threads")
+    started_with = stored.get("torch_threads")
     if scheduler is None and threads is None and started_with:
         threads = started_with  # the same sums as the blocks already written
         log.info("%d torch thread(s) per worker, as the run that started it", threads)
-    return False, threads
+    # The record keeps what the store was started with; which items there are and which
+    # could not be read are what this run found.
+    record = {**stored, "items": job["items"], "failed_on_read": job["failed_on_read"]}
+    failed_before = tuple(state.get("failed", ()))
+    return _Plan(False, threads, tuple(added), record if record != stored else None,
+                 failed_before)  # fmt: skip
 
 
 def _omero(source: Path) -> dict[str, Any]:
@@ -423,4 +562,4 @@ def _finish(
     if failed_names:
         set_complete(output, "", False, failed=failed_names)
     else:
-        set_complete(output, "", True)
+        set_complete(output, "", True, failed=None)  # an earlier run's failures are retried

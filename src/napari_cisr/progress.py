@@ -2,7 +2,8 @@
 
 :func:`photo_progress` picks one of the :class:`napari_cisr.photo_jobs.PhotoProgress`
 implementations below for a stream: bars (images, and work units within the image being
-processed, each with rate and ETA) when the stream is a terminal, one log line per image when
+processed, each with rate and ETA; in ``napari-cisr batch`` to a folder, the work units of the
+images the workers are computing) when the stream is a terminal, one log line per image when
 it is not (a log file, a pipe, CI), and only failures with ``quiet``. :class:`BlockProgress`
 does the same for the blocks of a zarr batch (:func:`napari_cisr.batch.run_batch`).
 """
@@ -23,6 +24,9 @@ __all__ = ["BlockProgress", "photo_progress"]
 
 class LogLines:
     """One log line per finished image: ``[3/20] trip/beach.jpg: done (1024×768 in 2.1 s)``."""
+
+    #: Whether ``step`` shows anything (a batch's workers then report their progress).
+    wants_steps = False
 
     def __init__(self, quiet: bool = False) -> None:
         self.quiet = quiet
@@ -45,7 +49,10 @@ class LogLines:
 
 
 class Bars(LogLines):
-    """tqdm bars: images done of the run, and work units (tiles × iterations) of the image."""
+    """tqdm bars: images done of the run, and work units (tiles × iterations) of the image, or
+    of the images being computed when a batch's workers compute several at once."""
+
+    wants_steps = True
 
     def __init__(self, stream: Any, total: int) -> None:
         super().__init__()
@@ -66,6 +73,8 @@ class Bars(LogLines):
                 total=total, unit="step", file=self.stream, position=1, leave=False,
                 dynamic_ncols=True,
             )  # fmt: skip
+        if total != self.units.total:  # another image started on another worker
+            self.units.total = total
         self.units.update(done - self.units.n)
 
     def finish(self, job: PhotoJob, outcome: str, detail: str) -> None:

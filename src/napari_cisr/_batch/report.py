@@ -50,6 +50,8 @@ class BatchReport:
         Blocks computed by this run.
     skipped : int
         Blocks found done by an earlier, interrupted run.
+    retried : list of str
+        Items an earlier run of the job failed on (read or computed) and this run completed.
     """
 
     output: Path
@@ -57,6 +59,7 @@ class BatchReport:
     failed: list[tuple[str, str]] = field(default_factory=list)
     computed: int = 0
     skipped: int = 0
+    retried: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:

@@ -13,6 +13,8 @@ import glob
 import logging
 import os
 import shutil
+import signal
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +30,20 @@ log = logging.getLogger(__name__)
 MARKERS = ".napari-cisr-batch"
 #: Attribute key of the job description and completion flag.
 ATTR = "napari_cisr"
+#: Test-only: the fault tests set this environment variable to a point name (see
+#: :func:`kill_point`) to have a batch kill itself there with SIGKILL, as a power cut would.
+KILL_AT = "NAPARI_CISR_TEST_KILL_AT"
+
+
+def kill_point(point: str) -> None:
+    """SIGKILL this process when the ``NAPARI_CISR_TEST_KILL_AT`` environment variable names
+    ``point`` (test-only; an environment lookup otherwise).
+
+    Points: ``"store-layout"`` (the store is laid out in its temporary folder, not yet renamed
+    into place) and ``"written:<array path>"`` (a block of that array is written and marked).
+    """
+    if os.environ.get(KILL_AT) == point:
+        os.kill(os.getpid(), getattr(signal, "SIGKILL", signal.SIGTERM))
 
 
 # OME metadata
@@ -118,7 +134,7 @@ def create_store(
     with atomic_target(output, overwrite=False, is_dir=True) as tmp:
         state = {"complete": False, "job": job}
         if kind == "array":
-            ((path, shape, chunks),) = levels[0]
+            ((_, shape, chunks),) = levels[0]
             dtype = items[0].source.dtype
             array = zarr.create_array(
                 store=os.fspath(tmp),
@@ -132,12 +148,7 @@ def create_store(
             array.attrs.update({**extra_attrs, ATTR: state})
         else:
             root = zarr.open_group(os.fspath(tmp), mode="w", zarr_format=fmt)
-            for item, item_levels in zip(items, levels, strict=True):
-                for path, shape, chunks in item_levels:
-                    array = root.create_array(
-                        path, shape=shape, chunks=chunks, dtype=item.source.dtype, fill_value=0
-                    )
-                    array.attrs[ATTR] = {"complete": False, "source": item.name}
+            _create_arrays(root, items, levels)
             attrs: dict[str, Any] = dict(extra_attrs)
             if ome is not None:
                 if fmt == 3:
@@ -145,11 +156,42 @@ def create_store(
                 else:
                     attrs["multiscales"] = [{"version": "0.4", **ome}]
             root.attrs.update({**attrs, ATTR: state})
+        kill_point("store-layout")
         (tmp / MARKERS).mkdir()
 
 
+def _create_arrays(root: Any, items: list[Item], levels: list, overwrite: bool = False) -> None:
+    """The empty, incomplete arrays of ``items`` (each with its pyramid levels) in a group."""
+    for item, item_levels in zip(items, levels, strict=True):
+        for path, shape, chunks in item_levels:
+            array = root.create_array(
+                path, shape=shape, chunks=chunks, dtype=item.source.dtype, fill_value=0,
+                overwrite=overwrite,
+            )  # fmt: skip
+            array.attrs[ATTR] = {"complete": False, "source": item.name}
+
+
+def add_items(output: Path, items: list[Item], levels: list, job: dict[str, Any]) -> None:
+    """Lay out the arrays of items a group store's job could not read before, then record
+    ``job`` (which lists them) as the store's job.
+
+    The arrays are laid out before the job names their items: a run killed in between leaves
+    arrays no job lists, which the next rerun lays out again.
+    """
+    import zarr
+
+    root = zarr.open_group(os.fspath(output), mode="r+")
+    _create_arrays(root, items, levels, overwrite=True)
+    state = dict(root.attrs.get(ATTR, {}))
+    state["job"] = job
+    root.attrs[ATTR] = state
+
+
 def set_complete(output: Path, path: str, complete: bool, **extra: Any) -> None:
-    """Set the ``complete`` flag (and ``extra`` keys) of the array at ``path`` ("" = root)."""
+    """Set the ``complete`` flag (and ``extra`` keys) of the array at ``path`` ("" = root).
+
+    An ``extra`` key given as None is removed (e.g. the list of failed items, once none is).
+    """
     import zarr
 
     if path:
@@ -158,6 +200,9 @@ def set_complete(output: Path, path: str, complete: bool, **extra: Any) -> None:
         node = zarr.open(store=os.fspath(output), mode="r+")
     state = dict(node.attrs.get(ATTR, {}))
     state.update(complete=complete, **extra)
+    for key, value in extra.items():
+        if value is None:
+            del state[key]
     node.attrs[ATTR] = state
 
 
@@ -205,6 +250,7 @@ def write_block(
     data = np.moveaxis(block, -1, 0) if channel_first else block
     array[region] = data
     Path(marker).touch()
+    kill_point(f"written:{array_path}")
     if trim:
         return_free_memory()
     return int(block.size)
@@ -222,6 +268,30 @@ def same_job(stored: dict[str, Any] | None, job: dict[str, Any]) -> bool:
         return False
     keys = (set(stored) | set(job)) - REPORT_KEYS
     return all(stored.get(key) == job.get(key) for key in keys)
+
+
+def repaired_items(stored: dict[str, Any] | None, job: dict[str, Any]) -> list[str] | None:
+    """Items ``job`` reads that the stored job could not, when that is all that differs.
+
+    A folder's file that failed to read (corrupt, unsupported) and has since been repaired is
+    the same job's item: its array is added to the store (:func:`add_items`) and computed,
+    the others are kept. Returns [] for the same job, None for another job (a file the
+    stored job read that is gone or changed, a new file, another setting).
+    """
+    if stored is None:
+        return None
+    if same_job(stored, job):
+        return []
+    if not same_job({**stored, "items": None}, {**job, "items": None}):
+        return None
+    before = {item["name"]: item for item in stored.get("items", [])}
+    now = {item["name"]: item for item in job.get("items", [])}
+    if any(now.get(name) != item for name, item in before.items()):
+        return None
+    added = [name for name in now if name not in before]
+    if not set(added) <= set(stored.get("failed_on_read", [])):
+        return None
+    return added
 
 
 def job_difference(state: dict[str, Any] | None, job: dict[str, Any]) -> str:
@@ -259,7 +329,11 @@ def written(output: Path, array_path: str) -> int:
 
 
 def check_paths(source: Path, output: Path, overwrite: bool) -> None:
-    """Raise BatchError unless INPUT exists and OUTPUT may be written where it is asked."""
+    """Raise BatchError unless INPUT exists and OUTPUT may be written where it is asked.
+
+    OUTPUT's folder must exist and take new entries when OUTPUT is to be created or replaced
+    (an existing store that is resumed is checked by :func:`check_writable` on its own).
+    """
     if not source.exists():
         raise BatchError(f"input '{source}' does not exist")
     src, out = source.resolve(), output.resolve()
@@ -268,9 +342,31 @@ def check_paths(source: Path, output: Path, overwrite: bool) -> None:
             f"output '{output}' must be outside the input '{source}' and not contain it"
         )
     if not out.parent.is_dir():
-        raise BatchError(f"output folder '{out.parent}' does not exist")
-    if (output.exists() or output.is_symlink()) and overwrite and not is_zarr(output):
+        raise BatchError(
+            f"output folder '{out.parent}' does not exist; create it or choose another OUTPUT"
+        )
+    exists = output.exists() or output.is_symlink()
+    if exists and overwrite and not is_zarr(output):
         raise BatchError(f"refusing to overwrite '{output}': it is not a zarr store")
+    if not exists or overwrite:
+        check_writable(out.parent, "output folder")
+
+
+def check_writable(folder: Path, what: str) -> None:
+    """Raise BatchError (one line) unless ``folder`` takes a new file.
+
+    Tried by creating and removing one: permission bits say nothing to root or on a
+    read-only mount, and a batch must not find out after laying out its store.
+    """
+    try:
+        handle, probe = tempfile.mkstemp(prefix=".napari-cisr.", suffix=".probe", dir=folder)
+    except OSError as error:
+        reason = (error.strerror or type(error).__name__).lower()
+        raise BatchError(
+            f"cannot write into {what} '{folder}': {reason}; choose a {what} you can write to"
+        ) from None
+    os.close(handle)
+    os.unlink(probe)
 
 
 def array_complete(output: Path, item: Item, kind: str) -> bool:

@@ -45,7 +45,7 @@ def _batch_to_images(args: argparse.Namespace) -> None:
 
     from napari_cisr.batch import BatchError, run_photo_batch
     from napari_cisr.photo_jobs import plan_jobs
-    from napari_cisr.progress import LogLines
+    from napari_cisr.progress import photo_progress
 
     source, folder = Path(args.input), Path(args.output)
     if not source.is_dir():
@@ -57,6 +57,8 @@ def _batch_to_images(args: argparse.Namespace) -> None:
     if not jobs:
         raise CLIError(f"no images in folder '{source}'")
     logging.getLogger("distributed").setLevel(logging.WARNING)  # the cluster's chatter
+    # as napari-cisr run: bars for images and tiles on a terminal, a line per image elsewhere
+    progress = photo_progress(sys.stderr, len(jobs), quiet=args.quiet)
     try:
         summary = run_photo_batch(
             jobs,
@@ -66,10 +68,12 @@ def _batch_to_images(args: argparse.Namespace) -> None:
             overwrite=args.overwrite,
             quality=args.quality,
             apply_orientation=args.apply_orientation,
-            progress=LogLines(quiet=args.quiet),
+            progress=progress,
         )
     except BatchError as error:
         raise CLIError(str(error)) from None
+    finally:
+        progress.close()
     finish_many(args, folder, summary)
 
 
@@ -103,12 +107,14 @@ def _batch_to_zarr(args: argparse.Namespace) -> None:
     finally:
         if bar is not None:
             bar.close()
+    retried = f"; retried: {', '.join(report.retried)}" if report.retried else ""
     log.info(
-        "%s: %d item(s) done (%d blocks computed, %d found done)",
+        "%s: %d item(s) done (%d blocks computed, %d found done%s)",
         report.output,
         len(report.completed),
         report.computed,
         report.skipped,
+        retried,
     )
     if report.failed:
         for name, reason in report.failed:
