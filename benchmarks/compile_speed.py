@@ -23,7 +23,8 @@ from pathlib import Path
 import torch
 
 from napari_cisr.engine.core import for_inference
-from napari_cisr.weights import inference_context, load_model
+from napari_cisr.runtime import inference_context
+from napari_cisr.weights import load_model
 
 CPU = torch.device("cpu")
 

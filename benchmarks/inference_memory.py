@@ -30,9 +30,9 @@ for module in cached_model(model, scale, "cpu").modules():
     if hasattr(module, "strategy"):
         module.strategy = sys.argv[5]
 image = np.random.default_rng(0).integers(0, 256, (size, size, 3), dtype=np.uint8)
-super_resolve(image[:16, :16], scale, model, tile=0, precision=precision)
+super_resolve(image[:16, :16], scale, model=model, tile=0, precision=precision)
 before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-super_resolve(image, scale, model, tile=0, precision=precision)
+super_resolve(image, scale, model=model, tile=0, precision=precision)
 after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 estimate = estimate_memory(variant_config(model, scale), size * size)
 print(json.dumps({"measured": after - before, "estimate": estimate}))

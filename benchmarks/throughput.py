@@ -33,9 +33,10 @@ from torch.utils.flop_counter import FlopCounterMode
 from napari_cisr.degrade import bicubic_downscale, compress
 from napari_cisr.inference import run_to_completion, super_resolve_steps
 from napari_cisr.options import InferenceOptions
+from napari_cisr.runtime import inference_context, resolve_precision
 from napari_cisr.tiling import model_halo, plan_tiles, tiled_super_resolve_steps
 from napari_cisr.train.data import load_clean_photo
-from napari_cisr.weights import inference_context, load_model, resolve_precision
+from napari_cisr.weights import load_model
 
 PHOTO = "/usr/share/backgrounds/mate/nature/Storm.jpg"
 #: ``tile=0``: the whole image in one pass (``tile=None`` lets the automatic choice tile it).
@@ -127,7 +128,9 @@ def main() -> None:
     image = _test_image(args.size, s)
 
     def whole(img=image, precision=args.precisions[0]):
-        steps = super_resolve_steps(img, s, model, tile=WHOLE, device=DEVICE, precision=precision)
+        steps = super_resolve_steps(
+            img, s, model=model, tile=WHOLE, device=DEVICE, precision=precision
+        )
         return run_to_completion(steps)
 
     whole(image[:32, :32])  # puts the model in its inference layout (channels-last on the CPU)

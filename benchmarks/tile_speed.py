@@ -21,6 +21,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from throughput import WHOLE, _test_image, _timed
 
 from napari_cisr.inference import run_to_completion, super_resolve_steps
+from napari_cisr.options import InferenceOptions
 from napari_cisr.tiling import model_halo, plan_tiles, tiled_super_resolve_steps
 from napari_cisr.weights import load_model
 
@@ -39,7 +40,7 @@ def main() -> None:
     halo = model_halo(model.config)
 
     def whole():
-        return run_to_completion(super_resolve_steps(image, args.scale, model, tile=WHOLE))
+        return run_to_completion(super_resolve_steps(image, args.scale, model=model, tile=WHOLE))
 
     whole_s = _timed(whole, args.repeat)
     rows = [{"tile": None, "tiles": 1, "seconds": whole_s, "over_whole": 1.0}]
@@ -51,7 +52,8 @@ def main() -> None:
         plan = plan_tiles(image.shape[:2], args.scale, tile, halo)
 
         def tiled(tile=tile):
-            steps = tiled_super_resolve_steps(image, args.scale, model, tile=tile)
+            options = InferenceOptions(scale=args.scale, model=model, tile=tile)
+            steps = tiled_super_resolve_steps(image, options)
             return run_to_completion(steps)
 
         seconds = _timed(tiled, args.repeat)

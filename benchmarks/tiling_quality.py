@@ -22,9 +22,11 @@ import torch
 from napari_cisr.degrade import bicubic_downscale, compress, parse_config
 from napari_cisr.inference import run_to_completion, super_resolve_steps
 from napari_cisr.metrics import psnr_y
+from napari_cisr.options import InferenceOptions
+from napari_cisr.runtime import resolve_precision
 from napari_cisr.tiling import model_halo, plan_tiles, receptive_field, tiled_super_resolve_steps
 from napari_cisr.train.data import load_clean_photo
-from napari_cisr.weights import load_model, resolve_precision
+from napari_cisr.weights import load_model
 
 HELD_OUT = [
     f"/usr/share/backgrounds/mate/nature/{name}.jpg"
@@ -71,7 +73,7 @@ def main() -> None:
             # tile=0: the whole image in one pass (tile=None would let the automatic choice
             # tile images over 384 px on the CPU).
             whole = run_to_completion(
-                super_resolve_steps(z, args.scale, model, tile=0, precision=args.precision)
+                super_resolve_steps(z, args.scale, model=model, tile=0, precision=args.precision)
             ).image
             whole_s = time.perf_counter() - start
             whole_psnr = psnr_y(whole, truth, shave=args.scale)
@@ -81,7 +83,11 @@ def main() -> None:
                     start = time.perf_counter()
                     tiled = run_to_completion(
                         tiled_super_resolve_steps(
-                            z, args.scale, model, tile=tile, halo=halo, precision=args.precision
+                            z,
+                            InferenceOptions(
+                                scale=args.scale, model=model, tile=tile, precision=args.precision
+                            ),
+                            halo=halo,
                         )
                     ).image
                     tiled_s = time.perf_counter() - start

@@ -1,12 +1,15 @@
-"""The import graph of ``src/napari_cisr``: print it as a Mermaid diagram, fail on a circle.
+"""The import graph of ``src/napari_cisr``: print it as a Mermaid diagram, fail on a circle
+or on an import that goes up the layers.
 
 Every ``import``/``from ... import`` of a ``napari_cisr`` module counts, at module level or
 inside a function (a deferred import is still a dependency), except those under
 ``if TYPE_CHECKING:``. Sub-packages (``model``, ``engine``, ``io``, ``train``, ``_batch``,
 ``_cli``) are drawn as one node each; a circle is looked for between modules, not packages.
+Every module belongs to one of :data:`LAYERS` and imports only its own layer and lower ones.
 
     python scripts/import_graph.py            # Mermaid text, for docs/architecture.md
-    python scripts/import_graph.py --check    # exit 1 and name the circle if there is one
+    python scripts/import_graph.py --check    # exit 1 and name the circle or upward imports
+    python scripts/import_graph.py --layers   # each layer and its modules
 """
 
 from __future__ import annotations
@@ -18,6 +21,23 @@ from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parents[1] / "src" / "napari_cisr"
 GROUPS = ("model", "engine", "io", "train", "_batch", "_cli")
+
+#: The layers of the package, lowest first: (rank, name, the top-level modules or sub-packages
+#: in it; "" is the package's own ``__init__``). A module may import its own layer and layers of
+#: a lower rank; two layers of one rank are independent of each other (io knows no network,
+#: the network no files; training and the job runners; the CLI and the napari adapters).
+LAYERS: tuple[tuple[int, str, tuple[str, ...]], ...] = (
+    (0, "base", ("", "registry", "options", "values", "progress", "metrics", "degrade")),
+    (1, "io", ("io", "metadata")),
+    (1, "model", ("model", "blocking", "blocking_grid")),
+    (2, "runtime", ("runtime", "weights")),
+    (3, "engine", ("engine",)),
+    (4, "api", ("inference", "tiling")),
+    (5, "jobs", ("photo_jobs", "batch", "_batch", "_job")),
+    (5, "train", ("train",)),
+    (6, "cli", ("cli", "_cli")),
+    (6, "napari", ("_widget", "_controls", "_layers", "_reader", "_writer", "_sample_data")),
+)
 
 
 def module_name(path: Path) -> str:
@@ -97,6 +117,28 @@ def find_circle(edges: dict[str, set[str]]) -> list[str] | None:
     return None
 
 
+def layer_of(name: str) -> tuple[int, str] | None:
+    """(rank, layer) of a module ``napari_cisr[.top[...]]``, or None if no layer lists it."""
+    top = name.split(".")[1] if "." in name else ""
+    for rank, layer, members in LAYERS:
+        if top in members:
+            return rank, layer
+    return None
+
+
+def upward_imports(edges: dict[str, set[str]]) -> list[str]:
+    """Each import that breaks the layering, as "module (layer) -> module (layer)", and each
+    module no layer lists; empty when the layering holds."""
+    found = [f"{name} (no layer: add it to LAYERS)" for name in edges if layer_of(name) is None]
+    for name, deps in sorted(edges.items()):
+        own = layer_of(name)
+        for dep in sorted(deps):
+            theirs = layer_of(dep)
+            if own and theirs and theirs[1] != own[1] and theirs[0] >= own[0]:
+                found.append(f"{name} ({own[1]}) -> {dep} ({theirs[1]})")
+    return found
+
+
 def node(name: str) -> str:
     parts = name.split(".")
     if len(parts) > 1 and parts[1] in GROUPS:
@@ -117,14 +159,25 @@ def mermaid(edges: dict[str, set[str]]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--check", action="store_true", help="only look for a circle")
+    parser.add_argument(
+        "--check", action="store_true", help="only look for a circle and upward imports"
+    )
+    parser.add_argument("--layers", action="store_true", help="print each layer's modules")
     args = parser.parse_args(argv)
     edges = graph()
     circle = find_circle(edges)
+    upward = upward_imports(edges)
     if circle:
         print("import circle: " + " -> ".join(circle), file=sys.stderr)
+    for line in upward:
+        print(f"upward import: {line}", file=sys.stderr)
+    if circle or upward:
         return 1
-    if not args.check:
+    if args.layers:
+        for rank, layer, _ in LAYERS:
+            members = sorted(name for name in edges if layer_of(name) == (rank, layer))
+            print(f"{rank} {layer}: {', '.join(members)}")
+    elif not args.check:
         print(mermaid(edges))
     return 0
 

@@ -15,8 +15,9 @@ import torch
 from napari_cisr.degrade import bicubic_downscale, compress
 from napari_cisr.metrics import psnr_y
 from napari_cisr.model import build_model, variant_config
+from napari_cisr.runtime import resolve_precision
 from napari_cisr.tiling import choose_tile
-from napari_cisr.weights import load_model, resolve_precision
+from napari_cisr.weights import load_model
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 

@@ -212,7 +212,7 @@ def test_widget_precision_and_self_ensemble_reach_the_core(
 
     def core(precision, self_ensemble):
         return super_resolve(
-            rgb, 2, weights_file, iterations=1, device="cpu", precision=precision,
+            rgb, 2, model=weights_file, iterations=1, device="cpu", precision=precision,
             self_ensemble=self_ensemble,
         )  # fmt: skip
 
@@ -235,7 +235,8 @@ def test_widget_maps_any_value_range_and_back(make_napari_viewer, qtbot, perturb
     from napari_cisr import super_resolve
 
     def core(unit):
-        return super_resolve(unit, 2, perturbed_weights, iterations=1, device="cpu").clip(0, 1)
+        result = super_resolve(unit, 2, model=perturbed_weights, iterations=1, device="cpu")
+        return result.clip(0, 1)
 
     unit = _smooth_pattern(24, 32)
     expected = core(unit)

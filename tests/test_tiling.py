@@ -18,12 +18,16 @@ from PIL import Image
 
 from napari_cisr import tiling
 from napari_cisr.blocking import blocking_map, detect_blocking
+from napari_cisr.engine import plan as engine_plan
 from napari_cisr.engine.grid import _GRID_WHOLE_PIXELS
 from napari_cisr.inference import run_to_completion, super_resolve, super_resolve_steps
 from napari_cisr.model import build_model, variant_config
 from napari_cisr.options import InferenceOptions
 
 HALO = 16
+#: The free memory every automatic tile choice here sees: injected, never read from the
+#: machine, so that how busy the machine is cannot change the tiles a test gets.
+FREE_MEMORY = 8 * 2**30
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -33,6 +37,19 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+@pytest.fixture(autouse=True)
+def free_memory(monkeypatch):
+    """Inject :data:`FREE_MEMORY` into the automatic tile choice; the devices it was asked for."""
+    asked = []
+
+    def available(device):
+        asked.append(device)
+        return FREE_MEMORY
+
+    monkeypatch.setattr(engine_plan, "available_memory", available)
+    return asked
 
 
 @pytest.fixture(scope="module")
@@ -128,17 +145,23 @@ def test_blend_weights_are_a_partition_of_unity(shape):
 
 
 def test_single_tile_is_bit_identical_to_whole_image(model, photo):
-    whole = super_resolve(photo, 2, model, tile=0, device="cpu")
+    whole = super_resolve(photo, 2, model=model, tile=0, device="cpu")
     single = _tiled(photo, model, tile=4096)
     np.testing.assert_array_equal(single.image, whole)
     # an image this small is processed whole by the automatic choice too
-    np.testing.assert_array_equal(super_resolve(photo, 2, model, tile=None, device="cpu"), whole)
+    np.testing.assert_array_equal(
+        super_resolve(photo, 2, model=model, tile=None, device="cpu"), whole
+    )
 
 
-def test_automatic_choice_tiles_a_large_image_and_tile_0_does_not(model, photo):
+def test_automatic_choice_tiles_a_large_image_and_tile_0_does_not(model, photo, free_memory):
     large = np.tile(photo, (1, 2, 1))[:, :390]  # 155×390: over the CPU whole-image side
-    auto = super_resolve(large, 2, model, tile=None, device="cpu")
-    whole = super_resolve(large, 2, model, tile=0, device="cpu")
+    # With memory to spare (a budget given, not measured): the CPU's speed tile.
+    chosen = tiling.choose_tile(model.config, large.shape[:2], "cpu", budget=FREE_MEMORY // 2)
+    assert chosen == tiling.CPU_SPEED_TILE
+    auto = super_resolve(large, 2, model=model, tile=None, device="cpu")
+    assert free_memory, "tile=None must size the tile from the injected free memory"
+    whole = super_resolve(large, 2, model=model, tile=0, device="cpu")
     tiled = _tiled(large, model, tile=tiling.CPU_SPEED_TILE, halo=None).image
     np.testing.assert_array_equal(auto, tiled)
     assert _psnr(auto, whole) > 45
@@ -146,7 +169,7 @@ def test_automatic_choice_tiles_a_large_image_and_tile_0_does_not(model, photo):
 
 def test_tile_0_is_refused_for_dask_input(model, photo):
     with pytest.raises(ValueError, match="always processed in tiles"):
-        super_resolve(da.from_array(photo), 2, model, tile=0, device="cpu")
+        super_resolve(da.from_array(photo), 2, model=model, tile=0, device="cpu")
 
 
 @pytest.mark.parametrize(
@@ -160,7 +183,7 @@ def test_tiled_close_to_whole_on_odd_shapes(model, photo, shape, tile, channels)
     elif channels == 4:
         alpha = np.linspace(0, 255, image.shape[1]).astype(np.uint8)
         image = np.dstack([image, np.broadcast_to(alpha, image.shape[:2])])
-    whole = super_resolve(image, 2, model, tile=None, device="cpu")
+    whole = super_resolve(image, 2, model=model, tile=None, device="cpu")
     tiled = _tiled(image, model, tile=tile)
     assert tiled.image.shape == whole.shape and tiled.image.dtype == whole.dtype
     assert _psnr(tiled.image, whole) > 45
@@ -169,7 +192,7 @@ def test_tiled_close_to_whole_on_odd_shapes(model, photo, shape, tile, channels)
 
 
 def test_intermediates_are_blended_too(model, photo):
-    steps = super_resolve_steps(photo, 2, model, tile=None, device="cpu", intermediates=True)
+    steps = super_resolve_steps(photo, 2, model=model, tile=None, device="cpu", intermediates=True)
     whole = run_to_completion(steps)
     tiled = _tiled(photo, model, tile=48, intermediates=True)
     assert len(tiled.y_hats) == len(tiled.x_hats) == 2
@@ -257,7 +280,7 @@ def test_dask_equals_numpy_tiled(model, photo, chunks, intermediates):
 def test_dask_gray_and_float(model, photo):
     gray = photo[..., 0].astype(np.float32) / 255
     expected = _tiled(gray, model, tile=64)
-    lazy = super_resolve(da.from_array(gray, chunks=50), 2, model, tile=64, device="cpu")
+    lazy = super_resolve(da.from_array(gray, chunks=50), 2, model=model, tile=64, device="cpu")
     assert lazy.dtype == np.float32 and lazy.shape == (310, 394)
     # super_resolve uses the model's own halo; compare with a matching numpy run.
     expected = _tiled(gray, model, tile=64, halo=tiling.model_halo(model.config))
@@ -276,7 +299,7 @@ def test_dask_is_lazy_with_tile_chunks(model, photo):
     )
     handle = model.arm.register_forward_hook(lambda *args: passes.append(1))
     try:
-        out = super_resolve(source, 2, model, tile=64, device="cpu")
+        out = super_resolve(source, 2, model=model, tile=64, device="cpu")
         assert isinstance(out, da.Array)
         assert reads == [] and passes == []  # nothing read, grid not detected, no network
         plan = tiling.plan_tiles(photo.shape[:2], 2, 64, tiling.model_halo(model.config))
@@ -290,7 +313,7 @@ def test_dask_is_lazy_with_tile_chunks(model, photo):
 
 
 def test_dask_result_from_steps_generator(model, photo):
-    steps = super_resolve_steps(da.from_array(photo), 2, model, tile=64, device="cpu")
+    steps = super_resolve_steps(da.from_array(photo), 2, model=model, tile=64, device="cpu")
     result = run_to_completion(steps)
     assert isinstance(result.image, da.Array) and result.image.shape == (310, 394, 3)
 
@@ -366,8 +389,8 @@ def test_self_ensemble_output_turns_with_its_input(model, photo):
 
 def test_self_ensemble_tiled_and_dask_agree_with_whole(model, photo):
     image = photo[:97, :131]
-    whole = super_resolve(image, 2, model, tile=0, device="cpu", self_ensemble=True)
-    plain = super_resolve(image, 2, model, tile=0, device="cpu")
+    whole = super_resolve(image, 2, model=model, tile=0, device="cpu", self_ensemble=True)
+    plain = super_resolve(image, 2, model=model, tile=0, device="cpu")
     tiled = _tiled(image, model, tile=37, self_ensemble=True)
     lazy = tiling.tiled_super_resolve_dask(
         da.from_array(image, chunks=(31, 45, 3)),

@@ -14,7 +14,6 @@ from napari_cisr.weights import (
     load_model,
     packaged_weights_path,
     read_weights,
-    resolve_precision,
     save_weights,
     sha256_of,
 )
@@ -97,18 +96,6 @@ def test_the_default_lite_weights_ship_with_a_valid_hash(scale):
     assert sha256_of(path) == spec.sha256
     model = load_model("lite", scale=scale)
     assert model.config.scale == scale and model.config == variant_config("lite", scale)
-
-
-def test_precision_resolves_to_a_dtype_and_rejects_unknown_names(monkeypatch):
-    cpu = torch.device("cpu")
-    assert resolve_precision("float32", cpu) == torch.float32
-    assert resolve_precision("bfloat16", cpu) == torch.bfloat16
-    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: True)
-    assert resolve_precision("auto", cpu) == torch.bfloat16
-    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: False)
-    assert resolve_precision("auto", cpu) == torch.float32  # emulated bfloat16 is slower
-    with pytest.raises(ValueError, match="precision must be one of auto, float32, bfloat16"):
-        resolve_precision("half", cpu)
 
 
 def test_model_config_reads_a_file_s_config_without_its_tensors(tmp_path):

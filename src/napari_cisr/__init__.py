@@ -14,15 +14,24 @@ __version__ = "0.1.0"
 _LAZY = {
     "super_resolve": "napari_cisr.inference",
     "load_model": "napari_cisr.weights",
+    "list_models": "napari_cisr.registry",
     "detect_blocking": "napari_cisr.blocking",
     "BlockingReport": "napari_cisr.blocking",
 }
 
-__all__ = ["BlockingReport", "__version__", "detect_blocking", "load_model", "super_resolve"]
+__all__ = [
+    "BlockingReport",
+    "__version__",
+    "detect_blocking",
+    "list_models",
+    "load_model",
+    "super_resolve",
+]
 
 if TYPE_CHECKING:  # pragma: no cover
     from napari_cisr.blocking import BlockingReport, detect_blocking
     from napari_cisr.inference import super_resolve
+    from napari_cisr.registry import list_models
     from napari_cisr.weights import load_model
 
 

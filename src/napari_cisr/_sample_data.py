@@ -27,7 +27,12 @@ def data_path(name: str) -> Path:
     return Path(str(resources.files("napari_cisr") / "data" / name))
 
 
-def _sample(name: str, layer_name: str) -> list[tuple[Any, dict[str, Any], str]]:
+#: A napari layer data tuple: ``(data, kwargs, layer_type)``.
+LayerData = tuple[Any, dict[str, Any], str]
+
+
+def _sample(name: str, layer_name: str) -> list[LayerData]:
+    """The shipped file ``name`` as one ``(data, kwargs, "image")`` layer named ``layer_name``."""
     from napari_cisr._reader import layer_data
 
     data, kwargs, layer_type = layer_data(data_path(name))
@@ -35,23 +40,11 @@ def _sample(name: str, layer_name: str) -> list[tuple[Any, dict[str, Any], str]]
     return [(data, kwargs, layer_type)]
 
 
-def jpeg_q15() -> list[tuple[Any, dict[str, Any], str]]:
-    """Return the 128×85 sample photo compressed as JPEG quality 15 (4:2:0).
-
-    Returns
-    -------
-    list of tuple
-        One ``(data, kwargs, "image")`` layer tuple.
-    """
+def jpeg_q15() -> list[LayerData]:
+    """The 128×85 sample photo compressed as JPEG quality 15 (4:2:0), as one image layer."""
     return _sample("sample_x2_q15.jpg", "photo JPEG q15")
 
 
-def webp_q10() -> list[tuple[Any, dict[str, Any], str]]:
-    """Return the 128×85 sample photo compressed as WebP quality 10.
-
-    Returns
-    -------
-    list of tuple
-        One ``(data, kwargs, "image")`` layer tuple.
-    """
+def webp_q10() -> list[LayerData]:
+    """The 128×85 sample photo compressed as WebP quality 10, as one image layer."""
     return _sample("sample_x2_q10.webp", "photo WebP q10")

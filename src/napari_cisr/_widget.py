@@ -10,7 +10,9 @@ Exceptions are caught inside the job and returned as :class:`~napari_cisr._job.J
 shown with ``show_error``: nothing raises inside Qt. No compute happens here, and the job
 (``napari_cisr._job``) imports neither napari nor Qt; this module only adapts layers.
 
-Where the outputs go and which layers are added is :mod:`napari_cisr._layers` (no Qt).
+Where the outputs go and which layers are added is :mod:`napari_cisr._layers` (no Qt); the
+display tweaks of the controls (words for special spin-box values, a wrapping status line) are
+:mod:`napari_cisr._controls`.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from magicgui.widgets import (
 )
 from psygnal import Signal
 
+from napari_cisr._controls import special_values, wrap_and_elide
 from napari_cisr._job import (
     SCALES,
     JobFailed,
@@ -90,43 +93,8 @@ def _devices() -> list[str]:
 _STATUS_CHARS = 160
 
 
-def _special_values(spin: SpinBox, texts: dict[int, str]) -> None:
-    """Show the values in ``texts`` (e.g. the minimum) as words instead of bare numbers.
-
-    magicgui's spin box is superqt's ``QLargeIntSpinBox``, which has no special-value text
-    (unlike ``QSpinBox``); its two display hooks are replaced on this instance. Where they are
-    missing (another superqt), the tooltip alone explains the numbers.
-    """
-    native = spin.native
-    if not (hasattr(native, "_updateEdit") and hasattr(native, "_interpret")):
-        return
-    values = {text: value for value, text in texts.items()}
-
-    def update_edit() -> None:
-        shown = texts.get(native.value(), str(native.value()))
-        if native.lineEdit().text() != shown:
-            native.lineEdit().setText(shown)
-
-    def interpret(policy: Any) -> None:
-        shown = native.lineEdit().displayText().strip()
-        value = native.minimum() if shown == "" else values.get(shown)
-        native._setValue(int(shown) if value is None else value, policy)
-
-    native._updateEdit = update_edit
-    native._interpret = interpret
-    update_edit()
-
-
 #: The tile spin box's stand-in for ``tile=None`` (automatic): one step below 0 (whole image).
 _AUTOMATIC_TILE = -16
-
-
-def _wrap_and_elide(label: Label) -> None:
-    """Let ``label`` wrap inside the dock's width and never ask for more width."""
-    from qtpy.QtWidgets import QSizePolicy
-
-    label.native.setWordWrap(True)
-    label.native.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
 
 
 def _duration(seconds: float) -> str:
@@ -258,9 +226,9 @@ class SuperResolveWidget(Container):
         for name, text in tooltips.items():
             fields[name].tooltip = text
         # "0" means something different in each of these: show it as words
-        _special_values(fields["iterations"], {0: "model default"})
-        _special_values(fields["tile"], {_AUTOMATIC_TILE: "automatic", 0: "whole image"})
-        _special_values(fields["bit_depth"], {0: "from dtype"})
+        special_values(fields["iterations"], {0: "model default"})
+        special_values(fields["tile"], {_AUTOMATIC_TILE: "automatic", 0: "whole image"})
+        special_values(fields["bit_depth"], {0: "from dtype"})
         self.reset_button = PushButton(text="Reset to defaults")
         self.reset_button.tooltip = "set every control back to its default value"
         self._fields = fields
@@ -282,7 +250,7 @@ class SuperResolveWidget(Container):
         self.cancel_button = PushButton(text="Cancel", enabled=False)
         self.progress = ProgressBar(label="progress", min=0, max=1000, value=0)
         self.status = Label(label="", value="")
-        _wrap_and_elide(self.status)
+        wrap_and_elide(self.status)
         self.image_layer.tooltip = "the image layer to super-resolve; follows the selected layer"
         self.run_button.tooltip = "super-resolve the chosen image with these settings"
         self.cancel_button.tooltip = "stop at the next tile or iteration"

@@ -11,6 +11,7 @@ import logging
 from collections.abc import Generator
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -32,7 +33,7 @@ from napari_cisr.engine.plan import choose_tile
 from napari_cisr.model import CISRPSI
 from napari_cisr.model.resize import bicubic_upsample
 from napari_cisr.options import InferenceOptions
-from napari_cisr.weights import inference_context, resolve_device, resolve_precision
+from napari_cisr.runtime import inference_context, resolve_device, resolve_precision
 
 log = logging.getLogger(__name__)
 
@@ -53,15 +54,7 @@ __all__ = [
 
 
 def super_resolve_steps(
-    image: np.ndarray,
-    scale: int = 2,
-    model: str | Path | CISRPSI = "lite",
-    iterations: int | None = None,
-    tile: int | None = None,
-    device: str = "auto",
-    intermediates: bool = False,
-    precision: str = "auto",
-    self_ensemble: bool = False,
+    image: np.ndarray, scale: int = 2, *, intermediates: bool = False, **settings: Any
 ) -> Generator[Progress, None, SuperResolveResult]:
     """Super-resolve an image step by step: yields :class:`Progress`, returns the result.
 
@@ -70,30 +63,20 @@ def super_resolve_steps(
 
     Parameters
     ----------
-    image : ndarray
-        H×W, H×W×3 or H×W×4; uint8, uint16 or float (float taken to be in [0, 1]).
-    scale : int
-        2, 3 or 4.
-    model : str, Path or CISRPSI
-        Variant name ("lite", "tiny", "full"), a weight file, or a loaded network.
-    iterations : int, optional
-        Unfolding iterations J (default: the model's).
-    tile : int, optional
-        Core tile side in LR pixels (:mod:`napari_cisr.engine`: halo from the model, tiles on the
-        compression grid, blended overlaps). ``None`` chooses
-        (:func:`napari_cisr.engine.plan.choose_tile`): the largest tile that fits half the available
-        memory, on the CPU at most 256 px (faster there), and the whole image when it fits and,
-        on the CPU, both sides are ≤ 384 px. ``0`` processes the whole image in one pass.
-    device : str
-        "auto", "cpu" or "cuda".
+    image, scale
+        As in :func:`super_resolve`.
     intermediates : bool
         Also return every ŷ_j, x̂_j and the blocking map.
-    precision : str
-        "auto" (bfloat16 autocast where the device has native bfloat16, else float32),
-        "float32" or "bfloat16".
-    self_ensemble : bool
-        Average the network over the eight rotations/flips of the input (:func:`unfold_outputs`):
-        eight times the time for a higher PSNR (docs/models.md measures how much).
+    **settings
+        ``model``, ``iterations``, ``tile``, ``device``, ``precision``, ``self_ensemble``:
+        the keyword-only settings of :func:`super_resolve`, declared there (and as fields of
+        :class:`~napari_cisr.options.InferenceOptions`) rather than again here. An unknown
+        name is a TypeError.
+
+    Returns
+    -------
+    SuperResolveResult
+        As the generator's return value (``StopIteration.value``; :func:`run_to_completion`).
 
     Notes
     -----
@@ -101,10 +84,7 @@ def super_resolve_steps(
     s): the generator yields nothing and returns at once, and nothing is computed until the
     caller computes the result.
     """
-    options = InferenceOptions(
-        scale=scale, model=model, iterations=iterations, tile=tile, device=device,
-        precision=precision, self_ensemble=self_ensemble, intermediates=intermediates,
-    ).validate()  # fmt: skip
+    options = InferenceOptions(scale=scale, intermediates=intermediates, **settings).validate()
     return (yield from steps_for(image, options))
 
 
@@ -169,6 +149,7 @@ def run_to_completion(steps: Generator[Progress, None, SuperResolveResult]) -> S
 def super_resolve(
     image: np.ndarray,
     scale: int = 2,
+    *,
     model: str | Path | CISRPSI = "lite",
     iterations: int | None = None,
     tile: int | None = None,
@@ -178,13 +159,35 @@ def super_resolve(
 ) -> np.ndarray:
     """Super-resolve a compressed image.
 
+    Every setting after ``scale`` is keyword-only: ``super_resolve(image, 2, tile=0)``.
+
     Parameters
     ----------
     image : ndarray or dask.array.Array
         H×W, H×W×3 or H×W×4; uint8, uint16 or float in [0, 1]. Alpha is upscaled
         bicubically on its own; grayscale stays grayscale.
-    scale, model, iterations, tile, device, precision, self_ensemble
-        As in :func:`super_resolve_steps`.
+    scale : int
+        2, 3 or 4.
+    model : str, Path or CISRPSI
+        A model name with shipped weights ("lite", or "lite.x2" naming the scale too:
+        :func:`napari_cisr.registry.list_models`), a weight file, or a loaded network.
+    iterations : int, optional
+        Unfolding iterations J (default: the model's).
+    tile : int, optional
+        Core tile side in LR pixels (:mod:`napari_cisr.engine`: halo from the model, tiles on
+        the compression grid, blended overlaps). ``None`` chooses
+        (:func:`napari_cisr.engine.plan.choose_tile`): the largest tile that fits half the
+        available memory, on the CPU at most 256 px (faster there), and the whole image when
+        it fits and, on the CPU, both sides are ≤ 384 px. ``0`` processes the whole image in
+        one pass.
+    device : str
+        "auto", "cpu" or "cuda".
+    precision : str
+        "auto" (bfloat16 autocast where the device has native bfloat16, else float32),
+        "float32" or "bfloat16".
+    self_ensemble : bool
+        Average the network over the eight rotations/flips of the input (:func:`unfold_outputs`):
+        eight times the time for a higher PSNR (docs/models.md measures how much).
 
     Returns
     -------

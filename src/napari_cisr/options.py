@@ -13,15 +13,12 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from napari_cisr.registry import MODEL_NAMES, PRECISIONS, check_model
+from napari_cisr.registry import PRECISIONS, SCALES, check_model, parse_model_name
 
 if TYPE_CHECKING:  # torch is imported only where a network runs
     from napari_cisr.model import CISRPSI
 
 __all__ = ["PRESETS", "PRESET_HELP", "SCALES", "InferenceOptions", "preset_iterations"]
-
-#: Super-resolution factors the models exist for.
-SCALES = (2, 3, 4)
 
 #: Named speed/quality choices: the unfolding iterations J each runs (None = the model's own).
 #: On the 45 held-out photos (docs/models.md, *Presets*), the shipped models' mean gain at
@@ -59,8 +56,8 @@ class InferenceOptions:
     scale : int
         2, 3 or 4.
     model : str, Path or CISRPSI
-        A variant with shipped weights (``lite``), the path of a weight file, or a loaded
-        network (library callers only).
+        A model with shipped weights (``lite``, or ``lite.x2`` naming its scale too), the path
+        of a weight file, or a loaded network (library callers only).
     iterations : int or None
         Unfolding iterations J; None = the model's own.
     tile : int or None
@@ -124,7 +121,7 @@ class InferenceOptions:
         if not isinstance(self.model, (str, Path)):
             return self  # a loaded network: its fit is checked when it runs
         model = str(self.model)
-        if model in MODEL_NAMES:
+        if parse_model_name(model, self.scale) is not None:  # ValueError if the scales differ
             check_model(model, self.scale)
         elif not Path(model).is_file():
             what = "weight file" if Path(model).suffix in WEIGHT_SUFFIXES else "model"

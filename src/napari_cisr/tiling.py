@@ -40,7 +40,6 @@ from napari_cisr.engine.plan import (
     CPU_SPEED_TILE,
     HALO_PER_SQRT_RF,
     TilePlan,
-    available_memory,
     choose_tile,
     estimate_memory,
     model_halo,
@@ -48,6 +47,7 @@ from napari_cisr.engine.plan import (
     receptive_field,
     tile_geometry,
 )
+from napari_cisr.runtime import available_memory
 
 __all__ = [
     "ALIGN",

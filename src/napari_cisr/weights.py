@@ -1,4 +1,7 @@
-"""Pretrained-weight registry and safe loading (timm / CSBDeep style).
+"""Weight files: safe loading and saving, and the shipped weights by name (timm / CSBDeep style).
+
+The names and files shipped are :mod:`napari_cisr.registry`'s; where and in which precision a
+network runs is :mod:`napari_cisr.runtime`'s.
 
 Weight files are safetensors whose metadata carries the :class:`CISRConfig` as JSON, so one
 file fully describes a model. Legacy ``.pt``/``.pth`` files are read with
@@ -8,7 +11,6 @@ payload never runs.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
 import logging
@@ -19,7 +21,19 @@ from pathlib import Path
 import torch
 
 from napari_cisr.model import CISRPSI, CISRConfig, build_model, variant_config
-from napari_cisr.registry import MODEL_NAMES, PRECISIONS, PRETRAINED, WeightSpec
+from napari_cisr.registry import (
+    DEFAULT_SCALE,
+    MODEL_NAMES,
+    PRETRAINED,
+    WeightSpec,
+    list_models,
+    parse_model_name,
+)
+from napari_cisr.runtime import resolve_device
+
+# The device and precision policy is napari_cisr.runtime's; batch.py and _cli/common.py still
+# import resolve_precision from here.
+from napari_cisr.runtime import resolve_precision as resolve_precision
 
 log = logging.getLogger(__name__)
 
@@ -116,53 +130,27 @@ def packaged_weights_path(spec: WeightSpec) -> Path:
     return path
 
 
-def resolve_device(device: str | torch.device = "auto") -> torch.device:
-    """'auto' → CUDA when available, else CPU."""
-    if str(device) == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    device = torch.device(device)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError("device 'cuda' requested but CUDA is not available")
-    return device
+def _named(name_or_path: str | Path, scale: int | None) -> tuple[str, int] | None:
+    """(variant, scale) of a model name (``lite``, ``lite.x2``), None for a weight file."""
+    try:
+        return parse_model_name(str(name_or_path), scale)
+    except ValueError as error:  # "lite.x3" with scale=2
+        raise WeightsError(str(error)) from None
 
 
-def _native_bfloat16(device: torch.device) -> bool:
-    if device.type == "cuda":
-        return torch.cuda.is_bf16_supported()
-    if device.type == "cpu":
-        # Private but stable since torch 2.1; without AVX512-BF16 (or AMX) bfloat16 convolutions
-        # are emulated and slower than float32.
-        probe = getattr(torch.cpu, "_is_avx512_bf16_supported", None)
-        return bool(probe and probe())
-    return False
+def _shipped(variant: str, scale: int, fix: str = "") -> WeightSpec:
+    """The shipped weights of a variant at a scale, or a one-line WeightsError naming those
+    that ship (and ``fix``, what the caller can do instead)."""
+    spec = PRETRAINED.get(f"{variant}-x{scale}")
+    if spec is None:
+        available = ", ".join(list_models(pretrained=True)) or "none"
+        raise WeightsError(
+            f"no shipped weights for model '{variant}' at x{scale} (available: {available}){fix}"
+        )
+    return spec
 
 
-def resolve_precision(precision: str, device: torch.device) -> torch.dtype:
-    """The compute dtype of inference: 'auto' → bfloat16 where ``device`` has it natively.
-
-    bfloat16 autocast is about 2x faster on a CPU with AVX512-BF16
-    (``benchmarks/throughput.py``) and changes Y-PSNR by less than 0.004 dB in every
-    configuration measured (``benchmarks/precision.py``; the network keeps its per-pixel
-    bandwidth and skip weights in float32). On CUDA it is no faster than float32 but
-    needs less memory (docs/benchmarks.md).
-    """
-    if precision not in PRECISIONS:
-        raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, not {precision!r}")
-    if precision == "auto":
-        return torch.bfloat16 if _native_bfloat16(device) else torch.float32
-    return torch.bfloat16 if precision == "bfloat16" else torch.float32
-
-
-def inference_context(device: torch.device, dtype: torch.dtype) -> contextlib.ExitStack:
-    """``torch.inference_mode()`` plus bfloat16 autocast when ``dtype`` is bfloat16."""
-    stack = contextlib.ExitStack()
-    stack.enter_context(torch.inference_mode())
-    if dtype == torch.bfloat16:
-        stack.enter_context(torch.autocast(device.type, dtype=torch.bfloat16))
-    return stack
-
-
-def model_config(name_or_path: str | Path = "lite", scale: int = 2) -> CISRConfig:
+def model_config(name_or_path: str | Path = "lite", scale: int | None = None) -> CISRConfig:
     """The architecture config of a model, read without loading its weights.
 
     For a shipped name, the variant's config (after checking that weights ship for it); for
@@ -185,14 +173,11 @@ def model_config(name_or_path: str | Path = "lite", scale: int = 2) -> CISRConfi
     WeightsError
         As :func:`load_model` would, in one line.
     """
-    name = str(name_or_path)
-    if name in MODEL_NAMES:
-        if f"{name}-x{scale}" not in PRETRAINED:
-            available = ", ".join(sorted(PRETRAINED)) or "none"
-            raise WeightsError(
-                f"no shipped weights for model '{name}' at x{scale} (available: {available})"
-            )
-        return variant_config(name, scale)
+    named = _named(name_or_path, scale)
+    if named is not None:
+        _shipped(*named)
+        return variant_config(*named)
+    scale = DEFAULT_SCALE if scale is None else scale
     path = Path(name_or_path)
     if path.suffix != ".safetensors":
         return load_model(path, scale=scale, device="cpu").config
@@ -223,7 +208,7 @@ def model_config(name_or_path: str | Path = "lite", scale: int = 2) -> CISRConfi
 
 def load_model(
     name_or_path: str | Path = "lite",
-    scale: int = 2,
+    scale: int | None = None,
     pretrained: bool = True,
     device: str | torch.device = "cpu",
 ) -> CISRPSI:
@@ -232,10 +217,13 @@ def load_model(
     Parameters
     ----------
     name_or_path : str or Path
-        A variant name (``"lite"``, ``"tiny"``, ``"full"``) or the path of a weight file
-        (``.safetensors``, or ``.pt``/``.pth`` holding plain tensors).
-    scale : int
-        2, 3 or 4; for a file, it must match the file's config when the file has one.
+        A model name, a variant (``"lite"``, ``"tiny"``, ``"full"``) or a variant at a scale
+        (``"lite.x2"``, as :func:`napari_cisr.registry.list_models` lists them), or the path of
+        a weight file (``.safetensors``, or ``.pt``/``.pth`` holding plain tensors).
+    scale : int, optional
+        2, 3 or 4; default the scale in the name, else 2. A name's scale and a different
+        ``scale`` are refused; for a file, it must match the file's config when the file has
+        one.
     pretrained : bool
         Load the shipped weights of the variant; ``False`` gives freshly initialised weights.
     device : str
@@ -247,26 +235,20 @@ def load_model(
         In eval mode, on ``device``. Strict key matching: a file for another architecture fails.
     """
     target = resolve_device(device)
-    name = str(name_or_path)
-    if name in MODEL_NAMES:
-        config = variant_config(name, scale)
-        model = build_model(config)
+    named = _named(name_or_path, scale)
+    if named is not None:
+        model = build_model(variant_config(*named))
         if pretrained:
-            key = f"{name}-x{scale}"
-            spec = PRETRAINED.get(key)
-            if spec is None:
-                available = ", ".join(sorted(PRETRAINED)) or "none"
-                raise WeightsError(
-                    f"no shipped weights for model '{name}' at x{scale} (available: {available});"
-                    " pass pretrained=False or a weight file"
-                )
+            spec = _shipped(*named, fix="; pass pretrained=False or a weight file")
             _, state = read_weights(packaged_weights_path(spec))
             _load_strict(model, state, spec.filename)
     else:
+        scale = DEFAULT_SCALE if scale is None else scale
         path = Path(name_or_path)
         if path.suffix not in (".safetensors", ".pt", ".pth") and not path.exists():
             raise WeightsError(
-                f"unknown model '{name}': use one of {', '.join(MODEL_NAMES)} or a weight file"
+                f"unknown model '{name_or_path}': use one of {', '.join(MODEL_NAMES)}, a name "
+                "such as lite.x2, or a weight file"
             )
         stored, state = read_weights(path)
         config = stored or variant_config("lite", scale)

@@ -13,8 +13,9 @@ import numpy as np
 import torch
 
 from napari_cisr.model import CISRPSI
+from napari_cisr.runtime import resolve_device, resolve_precision
 from napari_cisr.values import MIN_SIDE
-from napari_cisr.weights import load_model, resolve_device, resolve_precision
+from napari_cisr.weights import load_model
 
 
 @dataclass(frozen=True)

@@ -102,6 +102,16 @@ def _blend_block(block: np.ndarray, plan: TilePlan, block_info: dict | None = No
     return out
 
 
+def _map_packs(function: Any, *args: Any, **kwargs: Any) -> Any:
+    """``da.map_blocks`` for a step whose blocks are float32 packs (H×W×channels): the network
+    tiles, and their blend."""
+    import dask.array as da
+
+    return da.map_blocks(
+        function, *args, dtype=np.float32, meta=np.empty((0, 0, 0), np.float32), **kwargs
+    )
+
+
 def _finish_block(packed: np.ndarray, layout: Layout, like: np.ndarray, key: str, j: int):
     out = finish(packed, layout, like)[key]
     return out[j] if isinstance(out, list) else out
@@ -115,9 +125,28 @@ def build_tiled_dask(
     blend: int | None = None,
     grid: GridInfo | str | None = "auto",
 ) -> TiledDask:
-    """The graph of :func:`tiled_super_resolve_dask`, with its network tiles exposed.
+    """The lazy graph of a dask plane: the result of :func:`tiled_super_resolve_dask`, with
+    the network tiles it is blended from exposed (for a scheduler such as batch's).
 
-    Parameters are those of :func:`tiled_super_resolve_dask`.
+    Parameters
+    ----------
+    image : dask.array.Array
+        H×W, H×W×3 or H×W×4; uint8, uint16 or float in [0, 1]; any chunking (it is rechunked
+        to the tile grid).
+    options : InferenceOptions
+        How to super-resolve. ``options.model`` may be a loaded network (used in this process)
+        or a name/path, loaded once per process or dask worker. ``options.tile`` is the core
+        tile side; None chooses it from the available memory (:func:`choose_tile`); 0 (the
+        whole image) is refused.
+    halo, blend, grid
+        As in :func:`napari_cisr.engine.local.tiled_super_resolve_steps`; with "auto" the grid
+        is detected by a delayed task (:func:`lazy_grid`) when the result is computed. A
+        ``Delayed`` grid is used as given (a caller can then hold its result while computing
+        the tiles in several goes).
+
+    Returns
+    -------
+    TiledDask
     """
     import dask
     import dask.array as da
@@ -153,7 +182,7 @@ def build_tiled_dask(
 
     ext_rows, ext_cols = plan.extended_chunks()
     token = dask.base.tokenize(image.name, ref, plan, layout, grid)
-    packs = da.map_blocks(
+    packs = _map_packs(
         _predict_block,
         overlapped,
         grid,
@@ -161,8 +190,6 @@ def build_tiled_dask(
         plan,
         layout,
         chunks=(ext_rows, ext_cols, (layout.channels,)),
-        dtype=np.float32,
-        meta=np.empty((0, 0, 0), np.float32),
         new_axis=[2] if image.ndim == 2 else None,
         name=f"cisr-tiles-{token}",
     )
@@ -174,13 +201,11 @@ def build_tiled_dask(
         packs = da.overlap.overlap(packs, depth=bdepth, boundary="none")
     hr_rows = tuple(r * scale for r in rows)
     hr_cols = tuple(c * scale for c in cols)
-    blended = da.map_blocks(
+    blended = _map_packs(
         _blend_block,
         packs,
         plan,
         chunks=(hr_rows, hr_cols, (layout.channels,)),
-        dtype=np.float32,
-        meta=np.empty((0, 0, 0), np.float32),
         name=f"cisr-blend-{token}",
     )
 
@@ -240,30 +265,16 @@ class TiledDask:
 
 
 def tiled_super_resolve_dask(
-    image: Any,
-    options: InferenceOptions,
-    *,
-    halo: int | None = None,
-    blend: int | None = None,
-    grid: GridInfo | str | None = "auto",
+    image: Any, options: InferenceOptions, **tiling: Any
 ) -> SuperResolveResult:
     """Super-resolve a dask plane lazily: returns dask arrays, computes nothing.
 
     Parameters
     ----------
-    image : dask.array.Array
-        H×W, H×W×3 or H×W×4; uint8, uint16 or float in [0, 1]; any chunking (it is rechunked
-        to the tile grid).
-    options : InferenceOptions
-        How to super-resolve. ``options.model`` may be a loaded network (used in this process)
-        or a name/path, loaded once per process or dask worker. ``options.tile`` is the core
-        tile side; None chooses it from the available memory (:func:`choose_tile`); 0 (the
-        whole image) is refused.
-    halo, blend, grid
-        As in :func:`napari_cisr.engine.local.tiled_super_resolve_steps`; with "auto" the grid
-        is detected by a delayed task (:func:`lazy_grid`) when the result is computed. A
-        ``Delayed`` grid is used as given (a caller can then hold its result while computing
-        the tiles in several goes).
+    image, options
+        As in :func:`build_tiled_dask`.
+    **tiling
+        ``halo``, ``blend`` and ``grid``, as in :func:`build_tiled_dask` (declared there once).
 
     Returns
     -------
@@ -273,4 +284,4 @@ def tiled_super_resolve_dask(
         network tiles around it (the blend bands), so compute outputs together, in one
         ``compute`` / ``dask.compute``, not chunk by chunk: then every tile runs once.
     """
-    return build_tiled_dask(image, options, halo=halo, blend=blend, grid=grid).result
+    return build_tiled_dask(image, options, **tiling).result

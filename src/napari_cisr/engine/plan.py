@@ -12,11 +12,13 @@ from __future__ import annotations
 
 import logging
 import math
-import os
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+# available_memory is also read from here by _batch/cluster.py (runtime owns it).
+from napari_cisr.runtime import available_memory, resolve_device
 
 if TYPE_CHECKING:
     from napari_cisr.engine.grid import GridInfo
@@ -148,27 +150,6 @@ def estimate_memory(config: CISRConfig, pixels: int) -> int:
     return int(dense + nonlocal_part + 64 * 2**20)
 
 
-def available_memory(device: Any) -> int:
-    """Bytes of free memory on ``device`` (a ``torch.device``; CUDA: free device memory; CPU:
-    MemAvailable)."""
-    if device.type == "cuda":
-        import torch
-
-        free, _ = torch.cuda.mem_get_info(device)
-        return int(free)
-    try:
-        with open("/proc/meminfo") as handle:
-            for line in handle:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    try:
-        return int(os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))
-    except (ValueError, OSError, AttributeError):
-        return 4 * 2**30
-
-
 def choose_tile(
     config: CISRConfig,
     shape: tuple[int, int] | None,
@@ -192,7 +173,9 @@ def choose_tile(
     device : str or torch.device
         Where the network runs; its free memory is the budget.
     budget : int, optional
-        Bytes the computation may use; default half the available memory.
+        Bytes the computation may use; default half the free memory of ``device``
+        (:func:`napari_cisr.runtime.available_memory`). Pass it to make the choice independent
+        of how busy the machine is (tests, benchmarks, batch workers).
     parallel : int
         Tiles processed at the same time (dask threads); the budget is shared.
     cap : int, optional
@@ -204,11 +187,7 @@ def choose_tile(
         Core tile side in LR pixels (a multiple of :data:`ALIGN`, at least 64, at most 2048),
         or ``None`` to process the image whole.
     """
-    import torch
-
-    from napari_cisr.weights import resolve_device
-
-    device = torch.device(resolve_device(device))
+    device = resolve_device(device)
     if budget is None:
         budget = int(_MEMORY_FRACTION * available_memory(device))
     budget = max(budget // max(parallel, 1), 1)

@@ -15,7 +15,7 @@ from napari_cisr.engine.grid import GridInfo
 from napari_cisr.model import CISRPSI
 from napari_cisr.model.resize import bicubic_upsample
 from napari_cisr.options import InferenceOptions
-from napari_cisr.weights import inference_context
+from napari_cisr.runtime import inference_context
 
 
 @dataclass(frozen=True)

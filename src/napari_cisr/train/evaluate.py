@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 import zlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -28,8 +28,8 @@ from napari_cisr.degrade import (
 )
 from napari_cisr.inference import super_resolve
 from napari_cisr.metrics import psnr_y, ssim_y
+from napari_cisr.runtime import resolve_device, resolve_precision
 from napari_cisr.train.data import list_photos, load_clean_photo
-from napari_cisr.weights import resolve_device, resolve_precision
 
 log = logging.getLogger(__name__)
 
@@ -231,10 +231,16 @@ def summarise(report: dict) -> dict:
     return report
 
 
+def _markdown_table(header: Sequence[str], rows: Iterable[Sequence[object]]) -> list[str]:
+    """The lines of a Markdown table, after a blank line that separates it from what precedes."""
+    lines = ["", "| " + " | ".join(header) + " |", "| " + " | ".join("---" for _ in header) + " |"]
+    return lines + ["| " + " | ".join(map(str, row)) + " |" for row in rows]
+
+
 def format_table(report: dict) -> str:
     """The report as a Markdown table like the paper's Table 2, then each photo's mean and least
     gain (reports with ``per_photo``)."""
-    lines = [
+    title = (
         f"x{report['scale']}, model {report['model']}"
         + (", x8 self-ensemble" if report.get("self_ensemble") else "")
         + (
@@ -242,60 +248,59 @@ def format_table(report: dict) -> str:
             if report.get("degradation", "paper") != "paper"
             else ""
         )
-        + f", {len(report['photos'])} photos",
-        "",
-        "| config | bicubic PSNR / SSIM | CISR PSNR / SSIM | gain (dB) |",
-        "| --- | --- | --- | --- |",
-    ]
+        + f", {len(report['photos'])} photos"
+    )
     trained = {config_name(c, q) for c, q in TRAIN_CONFIGS}
     n_trained = sum(label in trained for label in report["configs"])
     n_other = len(report["configs"]) - n_trained
     ten = "mean of the ten" if n_trained == len(trained) else f"mean of {n_trained} of the ten"
     titles = (("mean", ten), ("mean_unseen", f"mean of {n_other} unseen"))
     summaries = [(f"**{title}**", report[key]) for key, title in titles if key in report]
-    for label, row in [*report["configs"].items(), *summaries]:
-        lines.append(
-            f"| {label} | {row['bicubic_psnr']:.2f} / {row['bicubic_ssim']:.4f} | "
-            f"{row['psnr']:.2f} / {row['ssim']:.4f} | {row['gain']:+.2f} |"
-        )
+    lines = [title]
+    lines += _markdown_table(
+        ("config", "bicubic PSNR / SSIM", "CISR PSNR / SSIM", "gain (dB)"),
+        (
+            (
+                label,
+                f"{row['bicubic_psnr']:.2f} / {row['bicubic_ssim']:.4f}",
+                f"{row['psnr']:.2f} / {row['ssim']:.4f}",
+                f"{row['gain']:+.2f}",
+            )
+            for label, row in [*report["configs"].items(), *summaries]
+        ),
+    )
     sources = report.get("sources")  # absent from reports saved before it existed
     if sources:
-        lines += [
-            "",
-            "| source | photos | mean gain (dB) | least config gain (dB) |",
-            "| --- | --- | --- | --- |",
-        ]
-        for source, row in sources.items():
-            lines.append(
-                f"| {source} | {row['photos']} | {row['gain']:+.2f} | {row['least_gain']:+.2f} |"
-            )
+        lines += _markdown_table(
+            ("source", "photos", "mean gain (dB)", "least config gain (dB)"),
+            (
+                (source, row["photos"], f"{row['gain']:+.2f}", f"{row['least_gain']:+.2f}")
+                for source, row in sources.items()
+            ),
+        )
     members = report.get("degradations")
     if members:
-        lines += [
-            "",
-            "| degradation | pairs | mean gain (dB) | pairs below bicubic |",
-            "| --- | --- | --- | --- |",
-        ]
-        for name, row in members.items():
-            lines.append(
-                f"| {name} | {row['pairs']} | {row['gain']:+.2f} | {row['below_bicubic']} |"
-            )
+        lines += _markdown_table(
+            ("degradation", "pairs", "mean gain (dB)", "pairs below bicubic"),
+            (
+                (name, row["pairs"], f"{row['gain']:+.2f}", row["below_bicubic"])
+                for name, row in members.items()
+            ),
+        )
     per_photo = report.get("per_photo")  # absent from reports saved before it existed
     if per_photo:
-        trained = {config_name(c, q) for c, q in TRAIN_CONFIGS}
-        lines += [
-            "",
-            "| photo | mean gain (dB) | least gain (dB) |",
-            "| --- | --- | --- |",
-        ]
-        for photo, rows in per_photo.items():
-            # The ten's mean when they were scored (as "mean" above), else every config's.
-            gains = {k: r["gain"] for k, r in rows.items() if k in trained} or {
-                k: r["gain"] for k, r in rows.items()
-            }
-            least = min(gains, key=gains.__getitem__)
-            lines.append(
-                f"| {photo} | {np.mean(list(gains.values())):+.2f} | "
-                f"{gains[least]:+.2f} ({least}) |"
-            )
+        lines += _markdown_table(
+            ("photo", "mean gain (dB)", "least gain (dB)"),
+            (_photo_row(photo, rows, trained) for photo, rows in per_photo.items()),
+        )
     return "\n".join(lines)
+
+
+def _photo_row(photo: str, rows: dict[str, dict], trained: set[str]) -> tuple[str, str, str]:
+    """A photo's mean gain and its least gain (with the config), over the ten when they were
+    scored (as the table's "mean"), else over every config."""
+    gains = {k: r["gain"] for k, r in rows.items() if k in trained} or {
+        k: r["gain"] for k, r in rows.items()
+    }
+    least = min(gains, key=gains.__getitem__)
+    return photo, f"{np.mean(list(gains.values())):+.2f}", f"{gains[least]:+.2f} ({least})"

@@ -289,7 +289,8 @@ def train(cfg: TrainConfig) -> Path:
     ``log.jsonl`` (one record per validation: step, loss, validation PSNR, seconds since the
     start and, of those, seconds spent waiting for training batches).
     """
-    from napari_cisr.weights import read_weights, resolve_device
+    from napari_cisr.runtime import resolve_device
+    from napari_cisr.weights import read_weights
 
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
