@@ -587,7 +587,7 @@ def test_a_resume_keeps_the_tile_and_precision_its_job_left_free(
     once and pinned by the job record; a rerun on a machine with another memory budget and
     CPU resumes with them and ends byte-identical to an uninterrupted run."""
     import napari_cisr.batch
-    import napari_cisr.weights
+    import napari_cisr.runtime
 
     default_budget = napari_cisr.batch.WORKER_BUDGET
 
@@ -599,7 +599,7 @@ def test_a_resume_keeps_the_tile_and_precision_its_job_left_free(
                 return torch.bfloat16 if native_bfloat16 else torch.float32
             return torch.bfloat16 if precision == "bfloat16" else torch.float32
 
-        monkeypatch.setattr(napari_cisr.weights, "resolve_precision", resolve)
+        monkeypatch.setattr(napari_cisr.runtime, "resolve_precision", resolve)
 
     machine(1, native_bfloat16=True)  # little memory: the smallest tile
     reference = tmp_path / "reference.zarr"

@@ -55,10 +55,3 @@ def test_available_memory_is_a_positive_byte_count():
     # Only its type and sign: the figure itself depends on the machine's load, which no test
     # may assert on (the tile choice takes it injected: tests/test_tiling.py).
     assert available_memory("cpu") > 0 and available_memory(torch.device("cpu")) > 0
-
-
-def test_weights_still_offers_the_names_its_importers_use():
-    from napari_cisr import weights
-
-    assert weights.resolve_device is resolve_device
-    assert weights.resolve_precision is resolve_precision

@@ -265,8 +265,8 @@ def _resolve_settings(
     """
     import torch
 
+    from napari_cisr.runtime import resolve_device, resolve_precision
     from napari_cisr.tiling import choose_tile
-    from napari_cisr.weights import resolve_device, resolve_precision
 
     resolved = resolve_device(device)
     dtype = resolve_precision(precision, resolved)

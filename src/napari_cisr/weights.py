@@ -31,10 +31,6 @@ from napari_cisr.registry import (
 )
 from napari_cisr.runtime import resolve_device
 
-# The device and precision policy is napari_cisr.runtime's; batch.py and _cli/common.py still
-# import resolve_precision from here.
-from napari_cisr.runtime import resolve_precision as resolve_precision
-
 log = logging.getLogger(__name__)
 
 

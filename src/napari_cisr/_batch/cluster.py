@@ -137,7 +137,7 @@ class Cluster:
         import dask
         import torch
 
-        from napari_cisr.engine.plan import available_memory
+        from napari_cisr.runtime import available_memory
 
         _limit_malloc_arenas()
         held_bytes = self.settings.held_bytes

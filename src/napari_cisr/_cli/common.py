@@ -116,7 +116,8 @@ def load_model_once(options) -> None:
     """Load the network before the first file: a bad weight file is a usage error, reported
     once, not as a failure of every input."""
     from napari_cisr.inference import cached_model
-    from napari_cisr.weights import WeightsError, resolve_device
+    from napari_cisr.runtime import resolve_device
+    from napari_cisr.weights import WeightsError
 
     try:
         cached_model(options.model, options.scale, str(resolve_device(options.device)))

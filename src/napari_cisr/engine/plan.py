@@ -17,7 +17,6 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-# available_memory is also read from here by _batch/cluster.py (runtime owns it).
 from napari_cisr.runtime import available_memory, resolve_device
 
 if TYPE_CHECKING:
