@@ -588,6 +588,7 @@ def test_a_resume_keeps_the_tile_and_precision_its_job_left_free(
     CPU resumes with them and ends byte-identical to an uninterrupted run."""
     import napari_cisr.batch
     import napari_cisr.runtime
+    from napari_cisr._batch.job import resolve_settings
 
     default_budget = napari_cisr.batch.WORKER_BUDGET
 
@@ -618,7 +619,7 @@ def test_a_resume_keeps_the_tile_and_precision_its_job_left_free(
 
     machine(default_budget, native_bfloat16=False)
     config = load_model(weights, scale=2).config
-    free = napari_cisr.batch._resolve_settings(config, "cpu", "auto", None)
+    free = resolve_settings(config, "cpu", "auto", None, budget=default_budget)
     assert free[1:] == ("float32", 256)  # what this machine would pick for a new store
     resumed = run_batch(folder, interrupted, scale=2, model=weights)
     assert resumed.ok and resumed.skipped >= 1

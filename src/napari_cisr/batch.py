@@ -50,11 +50,17 @@ import math
 import os
 import shutil
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from napari_cisr._batch.cluster import Cluster, ClusterSettings
+from napari_cisr._batch.job import (
+    check_job_arguments,
+    job_record,
+    pin_settings,
+    replace_or_resume,
+    stored_job,
+)
 from napari_cisr._batch.photos import run_photo_batch, writes_images
 from napari_cisr._batch.report import BatchError, BatchProgress, BatchReport
 from napari_cisr._batch.schedule import array_blocks, downsample, planes, run_tasks
@@ -65,17 +71,12 @@ from napari_cisr._batch.store import (
     add_items,
     array_complete,
     check_paths,
-    check_writable,
     create_store,
     is_zarr,
-    job_difference,
     level_chunks,
     marker_dir,
     ome_output,
-    read_job,
-    remove_partial_chunks,
     remove_stale_temporaries,
-    repaired_items,
     set_complete,
     written,
 )
@@ -182,7 +183,7 @@ def run_batch(
     source, output = Path(source), Path(output)
     check_paths(source, output, overwrite)
     remove_stale_temporaries(output)
-    config, model_ref = _check_job_arguments(model, scale, precision)
+    config, model_ref = check_job_arguments(model, scale, precision)
     if source.is_dir() and not is_zarr(source):
         (items, failed), multiscales, fmt = folder_items(source), None, 3
     elif source.is_dir():
@@ -198,27 +199,29 @@ def run_batch(
     from napari_cisr.tiling import model_halo, plan_tiles
 
     halo = model_halo(config)
-    stored = None if overwrite else _stored_job(output)
+    stored = None if overwrite else stored_job(output)
     with contextlib.ExitStack() as stack:
         remote = None
         if scheduler is not None:  # connect first: the workers decide what "auto" means
             remote = stack.enter_context(
                 Cluster(workers, scheduler, threads, connect_timeout, cluster_settings)
             )
-        pinned = _pin_settings(output, stored, config, tile, device, precision, remote)
+        pinned = pin_settings(
+            output, stored, config, tile, device, precision, remote, budget=WORKER_BUDGET
+        )
         core = plan_tiles((10**6, 10**6), scale, pinned.tile, halo).tile  # the aligned side
         options = InferenceOptions(
             scale=scale, model=model_ref, iterations=iterations, tile=core,
             device=pinned.device, precision=pinned.precision, self_ensemble=bool(self_ensemble),
         )  # fmt: skip
-        job = _job(source, options, config, halo, items, failed, pinned.device_type)
+        job = job_record(source, options, config, halo, items, failed, pinned.device_type)
         if stored is not None and "device" not in stored:
             del job["device"]  # a store from before the key: resumed as before
         if scheduler is None:
             job["torch_threads"] = threads or max(1, (os.cpu_count() or 1) // max(1, workers or 1))
         levels = [_levels(item, scale, core, multiscales) for item in items]
 
-        plan = _replace_or_resume(output, job, overwrite, threads, scheduler)
+        plan = replace_or_resume(output, job, overwrite, threads, scheduler)
         if plan.replace is None:  # already complete
             return BatchReport(output, [it.name for it in items], failed)
         report = BatchReport(output, failed=list(failed))
@@ -245,145 +248,6 @@ def run_batch(
     return report
 
 
-@dataclass(frozen=True)
-class _Pinned:
-    """The settings that change pixels and may be left free: as the job record pins them."""
-
-    tile: int  # core tile side asked for (aligned by the tile plan)
-    device: str  # what the workers are told
-    device_type: str  # "cpu", "cuda", "mps": recorded in the job
-    precision: str  # "float32" or "bfloat16" ("auto" only for a store from before)
-
-
-def _resolve_settings(
-    config: Any, device: str, precision: str, tile: int | None
-) -> tuple[str, str, int]:
-    """(device type, precision, tile) that "auto" and a free tile mean where this runs.
-
-    Runs on a worker of an existing scheduler (its device and CPU decide), else in the
-    client, whose threads the local workers are.
-    """
-    import torch
-
-    from napari_cisr.runtime import resolve_device, resolve_precision
-    from napari_cisr.tiling import choose_tile
-
-    resolved = resolve_device(device)
-    dtype = resolve_precision(precision, resolved)
-    if tile is None:
-        tile = choose_tile(config, None, resolved, budget=WORKER_BUDGET)
-    assert tile is not None  # no image shape: always a tile
-    return resolved.type, "bfloat16" if dtype == torch.bfloat16 else "float32", tile
-
-
-def _pin_settings(
-    output: Path,
-    stored: dict[str, Any] | None,
-    config: Any,
-    tile: int | None,
-    device: str,
-    precision: str,
-    remote: Cluster | None,
-) -> _Pinned:
-    """Resolve the free settings (automatic tile, "auto" device and precision) once per store.
-
-    A new store gets what they mean on this machine (or on a worker of ``remote``); a store
-    being resumed or checked keeps what its job recorded, so that the rest of its blocks are
-    computed as the first ones were, whatever the free memory, device or CPU of the rerun.
-    Settings given explicitly are used as given (a store with others is refused later).
-    """
-    stored = stored or {}
-    adopted = []
-    if tile is None and stored.get("tile"):
-        tile = int(stored["tile"])
-        adopted.append(f"tile {tile}")
-    if device == "auto" and stored.get("device"):
-        device = str(stored["device"])
-        adopted.append(f"device {device}")
-    keep_precision = precision == "auto" and stored.get("precision") is not None
-    try:
-        if remote is None:
-            device_type, resolved, tile = _resolve_settings(config, device, precision, tile)
-        else:
-            future = remote.client.submit(
-                _resolve_settings, config, device, precision, tile, pure=False
-            )
-            device_type, resolved, tile = future.result()
-    except ValueError as error:  # e.g. CUDA asked for (or recorded) and absent
-        where = f"; output '{output}' was started with {', '.join(adopted)}" if adopted else ""
-        raise BatchError(f"{error}{where}") from None
-    if keep_precision:
-        resolved = str(stored["precision"])
-        adopted.append(f"precision {resolved}")
-    if adopted:
-        log.info("as the run that started '%s': %s", output, ", ".join(adopted))
-    return _Pinned(tile, device if device != "auto" else device_type, device_type, resolved)
-
-
-def _stored_job(output: Path) -> dict[str, Any] | None:
-    """The job recorded in an existing OUTPUT store, or None."""
-    if not is_zarr(output):
-        return None
-    state = read_job(output)
-    job = (state or {}).get("job")
-    return job if isinstance(job, dict) else None
-
-
-def _check_job_arguments(model: Any, scale: int, precision: str) -> tuple[Any, str]:
-    """(the model's config, how workers name the model); BatchError for what cannot run."""
-    from napari_cisr.registry import MODEL_NAMES, PRECISIONS
-    from napari_cisr.weights import WeightsError, model_config
-
-    if scale not in (2, 3, 4):
-        raise BatchError(f"scale must be 2, 3 or 4, got {scale}")
-    if precision not in PRECISIONS:
-        raise BatchError(f"precision must be one of {', '.join(PRECISIONS)}, not {precision!r}")
-    try:
-        config = model_config(model, scale=scale)
-    except (WeightsError, ValueError) as error:
-        raise BatchError(str(error)) from None
-    # Workers get the model by name, or by absolute path (loaded once per worker process).
-    model_ref = os.fspath(model)
-    if model_ref not in MODEL_NAMES:
-        model_ref = os.fspath(Path(model_ref).resolve())
-    return config, model_ref
-
-
-def _job(
-    source: Path,
-    options: InferenceOptions,
-    config: Any,
-    halo: int,
-    items: list[Item],
-    failed: list[tuple[str, str]],
-    device_type: str,
-) -> dict[str, Any]:
-    """The job record: what decides the store's content (a rerun resumes only the same job).
-
-    ``options`` hold the resolved tile and precision (:func:`_pin_settings`); ``device_type``
-    is the kind of device the blocks are computed on (its kernels round differently).
-    """
-    from napari_cisr import __version__
-
-    iterations = options.iterations
-    return {
-        "input": os.fspath(source.resolve()),
-        "scale": options.scale,
-        "model": options.model,
-        "config": config.to_dict(),
-        "tile": options.tile,
-        "halo": halo,
-        "device": device_type,
-        "precision": options.precision,
-        "self_ensemble": options.self_ensemble,
-        # Only a J other than the model's own: stores from before this key resume as before.
-        **({"iterations": iterations} if iterations not in (None, config.iterations) else {}),
-        "items": [it.describe() for it in items],
-        "failed_on_read": [name for name, _ in failed],
-        "napari_cisr": __version__,
-    }
-
-
 def _levels(
     item: Item, scale: int, core: int, multiscales: dict[str, Any] | None
 ) -> list[tuple[str, tuple[int, ...], tuple[int, ...]]]:
@@ -397,59 +261,6 @@ def _levels(
         chunks = level_chunks(item, tuple(smaller), core * scale)
         levels.append((dataset["path"], tuple(smaller), chunks))
     return levels
-
-
-@dataclass(frozen=True)
-class _Plan:
-    """What to do with OUTPUT (:func:`_replace_or_resume`)."""
-
-    replace: bool | None  # None: it already holds the finished job
-    threads: int | None  # torch threads per local worker
-    added: tuple[str, ...] = ()  # items the stored job could not read and this one can
-    record: dict[str, Any] | None = None  # the job to record in the store, when it changed
-    failed_before: tuple[str, ...] = ()  # items the stored run failed on
-
-
-def _replace_or_resume(
-    output: Path, job: dict[str, Any], overwrite: bool, threads: int | None, scheduler: str | None
-) -> _Plan:
-    """What to do with OUTPUT: create it, replace it or resume it (or nothing: it is done).
-
-    An existing OUTPUT is resumed when it holds the same job (items it failed to read may have
-    been removed or repaired since: the repaired ones are added, :func:`repaired_items`),
-    replaced with ``overwrite``, and otherwise refused (BatchError). A resumed job keeps the
-    torch thread count it started with.
-    """
-    if not (output.exists() or output.is_symlink()):
-        return _Plan(False, threads)
-    state = read_job(output) if is_zarr(output) else None
-    if overwrite:
-        return _Plan(True, threads)
-    stored = (state or {}).get("job")
-    added = repaired_items(stored, job)
-    if state is None or added is None:
-        raise BatchError(
-            f"output '{output}' already exists{job_difference(state, job)} "
-            "(pass --overwrite to replace it)"
-        )
-    if state.get("complete") and not added:
-        log.info("'%s' is already complete", output)
-        return _Plan(None, threads)
-    check_writable(output, "output store")
-    log.info("resuming the incomplete batch in '%s'", output)
-    if added:
-        log.info("retrying %s: read now, unreadable before", ", ".join(added))
-    remove_partial_chunks(output)
-    started_with = stored.get("torch_threads")
-    if scheduler is None and threads is None and started_with:
-        threads = started_with  # the same sums as the blocks already written
-        log.info("%d torch thread(s) per worker, as the run that started it", threads)
-    # The record keeps what the store was started with; which items there are and which
-    # could not be read are what this run found.
-    record = {**stored, "items": job["items"], "failed_on_read": job["failed_on_read"]}
-    failed_before = tuple(state.get("failed", ()))
-    return _Plan(False, threads, tuple(added), record if record != stored else None,
-                 failed_before)  # fmt: skip
 
 
 def _omero(source: Path) -> dict[str, Any]:

@@ -3,8 +3,8 @@
 How a store stays safe and resumable (the module docstring of :mod:`napari_cisr.batch` tells
 the whole story): it is laid out complete-but-empty in a temporary folder and renamed into
 place (:func:`create_store`); each block's task writes whole chunks, then touches its marker
-(:func:`write_block`); a rerun of the same job (:func:`same_job`) skips marked blocks; flags
-say when an array, then the store, is complete (:func:`set_complete`).
+(:func:`write_block`); a rerun of the same job (:mod:`napari_cisr._batch.job`) skips marked
+blocks; flags say when an array, then the store, is complete (:func:`set_complete`).
 """
 
 from __future__ import annotations
@@ -254,57 +254,6 @@ def write_block(
     if trim:
         return_free_memory()
     return int(block.size)
-
-
-#: Job keys that do not decide what a store holds: which files failed to read is a report (a
-#: rerun after the bad files were removed, or still with them, finishes the same store), and a
-#: rerun adopts the torch thread count of the run that started the store.
-REPORT_KEYS = frozenset({"failed_on_read", "torch_threads"})
-
-
-def same_job(stored: dict[str, Any] | None, job: dict[str, Any]) -> bool:
-    """Whether a stored job makes the same store as ``job`` (report-only keys aside)."""
-    if stored is None:
-        return False
-    keys = (set(stored) | set(job)) - REPORT_KEYS
-    return all(stored.get(key) == job.get(key) for key in keys)
-
-
-def repaired_items(stored: dict[str, Any] | None, job: dict[str, Any]) -> list[str] | None:
-    """Items ``job`` reads that the stored job could not, when that is all that differs.
-
-    A folder's file that failed to read (corrupt, unsupported) and has since been repaired is
-    the same job's item: its array is added to the store (:func:`add_items`) and computed,
-    the others are kept. Returns [] for the same job, None for another job (a file the
-    stored job read that is gone or changed, a new file, another setting).
-    """
-    if stored is None:
-        return None
-    if same_job(stored, job):
-        return []
-    if not same_job({**stored, "items": None}, {**job, "items": None}):
-        return None
-    before = {item["name"]: item for item in stored.get("items", [])}
-    now = {item["name"]: item for item in job.get("items", [])}
-    if any(now.get(name) != item for name, item in before.items()):
-        return None
-    added = [name for name in now if name not in before]
-    if not set(added) <= set(stored.get("failed_on_read", [])):
-        return None
-    return added
-
-
-def job_difference(state: dict[str, Any] | None, job: dict[str, Any]) -> str:
-    """`` and holds another job (its tile differs)``, for the refusal message."""
-    stored = (state or {}).get("job")
-    if stored is None:
-        return ""
-    keys = sorted((set(stored) | set(job)) - REPORT_KEYS)
-    differing = [key for key in keys if stored.get(key) != job.get(key)]
-    if not differing:
-        return ""
-    verb = "differs" if len(differing) == 1 else "differ"
-    return f" and holds another job (its {', '.join(differing)} {verb})"
 
 
 def remove_stale_temporaries(output: Path) -> None:
