@@ -318,6 +318,17 @@ def test_stack_planes_are_built_as_they_are_reached(tmp_path, weights, monkeypat
     assert len(set(sizes[2] + sizes[6])) == 1  # every plane's graph the same size
 
 
+def test_a_timm_style_model_name_is_the_shipped_model_as_in_run(tmp_path):
+    """``--model lite.x2`` names the shipped weights (not a file called lite.x2), recorded as
+    its variant so that a rerun naming ``lite`` is the same job."""
+    source = tmp_path / "small.zarr"
+    zarr.create_array(os.fspath(source), data=_photo((24, 32), 3))
+    out = tmp_path / "out.zarr"
+    assert main(["batch", str(source), str(out), "--model", "lite.x2", "--tile", str(TILE)]) == 0
+    assert _state(out)["job"]["model"] == "lite" and _state(out)["complete"] is True
+    assert run_batch(source, out, scale=2, model="lite").computed == 0  # found complete
+
+
 @pytest.mark.parametrize(
     ("shape", "dtype", "message"),
     [

@@ -134,7 +134,7 @@ def run_batch(
     scale : int
         2, 3 or 4.
     model : str or os.PathLike
-        Model name or weight file (a path every worker can read).
+        Model name (``lite``, ``lite.x2``) or weight file (a path every worker can read).
     tile : int, optional
         Core tile side in LR pixels; default from :data:`WORKER_BUDGET` on the workers' device,
         and for a resumed job the tile it started with (the job record pins it).

@@ -31,7 +31,7 @@ REPORT_KEYS = frozenset({"failed_on_read", "torch_threads"})
 
 def check_job_arguments(model: Any, scale: int, precision: str) -> tuple[Any, str]:
     """(the model's config, how workers name the model); BatchError for what cannot run."""
-    from napari_cisr.registry import MODEL_NAMES, PRECISIONS
+    from napari_cisr.registry import PRECISIONS, parse_model_name
     from napari_cisr.weights import WeightsError, model_config
 
     if scale not in (2, 3, 4):
@@ -42,10 +42,12 @@ def check_job_arguments(model: Any, scale: int, precision: str) -> tuple[Any, st
         config = model_config(model, scale=scale)
     except (WeightsError, ValueError) as error:
         raise BatchError(str(error)) from None
-    # Workers get the model by name, or by absolute path (loaded once per worker process).
+    # Workers get the model by name, or by absolute path (loaded once per worker process). A
+    # name is recorded as its variant ("lite.x2" as "lite", the scale being the job's own), so
+    # a rerun naming the same model either way resumes the store.
     model_ref = os.fspath(model)
-    if model_ref not in MODEL_NAMES:
-        model_ref = os.fspath(Path(model_ref).resolve())
+    named = parse_model_name(model_ref, scale)  # model_config refused a scale mismatch
+    model_ref = named[0] if named is not None else os.fspath(Path(model_ref).resolve())
     return config, model_ref
 
 
