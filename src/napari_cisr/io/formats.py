@@ -1,10 +1,16 @@
-"""Which files are images, which codec reads each, and the error every reader raises."""
+"""Which files are images, which codec reads each, the error every reader raises and the
+settings every writer is given."""
 
 from __future__ import annotations
 
 import importlib
 import os
+from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from napari_cisr.metadata import PhotoMetadata
 
 #: File suffixes :func:`write_image` writes, mapped to their codec name.
 WRITE_SUFFIXES: dict[str, str] = {
@@ -45,6 +51,17 @@ CODEC_FROM_PIL = {
     "JPEG": "jpeg", "MPO": "jpeg", "WEBP": "webp", "PNG": "png", "TIFF": "tiff", "AVIF": "avif",
     "HEIF": "heif", "JXL": "jxl",
 }  # fmt: skip
+
+
+@dataclass(frozen=True)
+class WriteSettings:
+    """What :func:`~napari_cisr.io.write_image` hands every writer of its table besides the
+    pixels, already checked; each writer uses the fields its format stores."""
+
+    codec: str  # the WRITE_SUFFIXES value of the file's suffix
+    quality: int | None = None  # JPEG, WebP, AVIF; None: the format's default
+    metadata: PhotoMetadata | None = None
+    attrs: dict[str, Any] | None = None  # TIFF only
 
 
 class ImageReadError(ValueError):

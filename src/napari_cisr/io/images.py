@@ -16,6 +16,7 @@ from napari_cisr.io.formats import (
     CODEC_NAMES,
     WRITE_SUFFIXES,
     ImageReadError,
+    WriteSettings,
     check_readable,
     ensure_decoder,
 )
@@ -252,7 +253,7 @@ def write_image(
             raise ValueError(f"quality must be in 1..100, got {quality}")
     write = _WRITERS[codec]
     with atomic_target(p, overwrite) as tmp:
-        write(tmp, arr, codec, quality, metadata, attrs)
+        write(tmp, arr, WriteSettings(codec, quality, metadata, attrs))
     return p
 
 
@@ -273,16 +274,10 @@ def _check_flat_image(arr: np.ndarray, codec: str) -> None:
         raise ValueError("JPEG cannot store an alpha channel; use .png, .webp or .tif")
 
 
-def _write_pillow(
-    tmp: Path,
-    arr: np.ndarray,
-    codec: str,
-    quality: int | None,
-    metadata: PhotoMetadata | None,
-    attrs: dict[str, Any] | None,
-) -> None:
+def _write_pillow(tmp: Path, arr: np.ndarray, settings: WriteSettings) -> None:
     from PIL import Image
 
+    codec, quality, metadata = settings.codec, settings.quality, settings.metadata
     if codec == "png" and arr.dtype == np.uint16 and arr.ndim == 3:
         tmp.write_bytes(encode_png16(arr, metadata))
         return

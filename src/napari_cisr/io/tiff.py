@@ -15,23 +15,16 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 if TYPE_CHECKING:
+    from napari_cisr.io.formats import WriteSettings
     from napari_cisr.metadata import PhotoMetadata
 
 
-def write_tiff(
-    tmp: Path,
-    arr: np.ndarray,
-    codec: str,
-    quality: int | None,
-    metadata: PhotoMetadata | None,
-    attrs: dict[str, Any] | None,
-) -> None:
-    """Write ``arr`` as a TIFF at ``tmp``, with the photo ``metadata`` and the JSON ``attrs``.
-
-    ``codec`` and ``quality`` are the writer table's common arguments (TIFF is lossless).
-    """
+def write_tiff(tmp: Path, arr: np.ndarray, settings: WriteSettings) -> None:
+    """Write ``arr`` as a TIFF at ``tmp``, with the photo metadata and the JSON attributes of
+    ``settings`` (TIFF is lossless: no quality)."""
     import tifffile
 
+    metadata, attrs = settings.metadata, settings.attrs
     photometric = "rgb" if arr.ndim >= 3 and arr.shape[-1] in (3, 4) else "minisblack"
     extras = {"extrasamples": ["unassalpha"]} if photometric == "rgb" and arr.shape[-1] == 4 else {}
     sub_ifds: dict[int, dict[int, Any]] = {}

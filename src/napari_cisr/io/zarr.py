@@ -131,12 +131,12 @@ def write_zarr(
     Returns
     -------
     pathlib.Path
-        The path written.
+        The store's folder.
 
     Raises
     ------
     FileExistsError
-        ``path`` exists and ``overwrite`` is False.
+        Something exists at ``path`` and ``overwrite`` is False.
     """
     import dask.array as da
 
