@@ -148,25 +148,36 @@ def create_store(
             array.attrs.update({**extra_attrs, ATTR: state})
         else:
             root = zarr.open_group(os.fspath(tmp), mode="w", zarr_format=fmt)
-            _create_arrays(root, items, levels)
             attrs: dict[str, Any] = dict(extra_attrs)
-            if ome is not None:
-                if fmt == 3:
-                    attrs["ome"] = {"version": "0.5", "multiscales": [ome]}
-                else:
-                    attrs["multiscales"] = [{"version": "0.4", **ome}]
+            dimension_names = None
+            if ome is not None and fmt == 3:
+                # NGFF 0.5 keeps all its metadata (OMERO's included) under "ome", and its
+                # arrays name their dimensions after the axes
+                attrs = {"ome": {"version": "0.5", "multiscales": [ome], **attrs}}
+                axes = ome.get("axes") or []
+                dimension_names = [a["name"] if isinstance(a, dict) else a for a in axes] or None
+            elif ome is not None:
+                attrs["multiscales"] = [{"version": "0.4", **ome}]
+            _create_arrays(root, items, levels, dimension_names=dimension_names)
             root.attrs.update({**attrs, ATTR: state})
         kill_point("store-layout")
         (tmp / MARKERS).mkdir()
 
 
-def _create_arrays(root: Any, items: list[Item], levels: list, overwrite: bool = False) -> None:
-    """The empty, incomplete arrays of ``items`` (each with its pyramid levels) in a group."""
+def _create_arrays(
+    root: Any,
+    items: list[Item],
+    levels: list,
+    overwrite: bool = False,
+    dimension_names: list[str] | None = None,
+) -> None:
+    """The empty, incomplete arrays of ``items`` (each with its pyramid levels) in a group;
+    ``dimension_names`` only for zarr v3."""
     for item, item_levels in zip(items, levels, strict=True):
         for path, shape, chunks in item_levels:
             array = root.create_array(
                 path, shape=shape, chunks=chunks, dtype=item.source.dtype, fill_value=0,
-                overwrite=overwrite,
+                overwrite=overwrite, dimension_names=dimension_names,
             )  # fmt: skip
             array.attrs[ATTR] = {"complete": False, "source": item.name}
 
