@@ -19,7 +19,7 @@ if [ ${#missing[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"
 fi
 
-# tox in a virtual environment of its own, made with the distribution's python3 (3.10-3.12):
+# tox in a virtual environment of its own, made with the distribution's python3 (3.11-3.12; the package needs zarr 3, which needs 3.11):
 # Debian's python3 refuses `pip install` into the system (externally-managed-environment).
 bootstrap=.tox/.bootstrap
 [ -x "$bootstrap/bin/tox" ] || {
