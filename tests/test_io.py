@@ -1,4 +1,5 @@
-"""Tests for napari_cisr.io: reading, info, atomic writing, zarr (no napari, no viewer)."""
+"""Tests for napari_cisr.io: reading (the photo formats people have too), info, atomic
+writing, the TIFF EXIF sub-IFDs, zarr (no napari, no viewer)."""
 
 from __future__ import annotations
 
@@ -14,7 +15,10 @@ from PIL import Image
 
 import napari_cisr
 from napari_cisr import io
+from napari_cisr.io import read_image
 from napari_cisr.io.info import _ijg_table as ijg_table
+from napari_cisr.metadata import read_metadata
+from photo_files import display_p3_profile, save_camera_jpeg, smooth_photo
 
 DATA = Path(napari_cisr.__file__).parent / "data"
 
@@ -183,6 +187,27 @@ def test_exif_orientation_is_not_applied(tmp_path, rgb):
     assert io.read_image(tmp_path / "o.jpg").shape == rgb.shape
 
 
+@pytest.mark.parametrize(
+    ("suffix", "plugin"), [(".avif", None), (".heic", "pillow_heif"), (".jxl", "pillow_jxl")]
+)
+def test_modern_photo_formats_are_read_with_their_metadata(tmp_path, suffix, plugin):
+    if plugin is not None:
+        module = pytest.importorskip(plugin)
+        if plugin == "pillow_heif":
+            module.register_heif_opener()
+    pixels = smooth_photo(32, 48)
+    path = tmp_path / f"phone{suffix}"
+    Image.fromarray(pixels).save(path, quality=90, icc_profile=display_p3_profile())
+    image = read_image(path)
+    assert image.shape == (32, 48, 3) and image.dtype == np.uint8
+    assert np.abs(image.astype(int) - pixels).mean() < 8  # a lossy round trip, not garbage
+    profile = read_metadata(path).icc_profile
+    if suffix == ".jxl":  # libjxl re-encodes the profile it was given: still an RGB one
+        assert profile is not None and profile[16:20] == b"RGB "
+    else:
+        assert profile == display_p3_profile()
+
+
 # ------------------------------------------------------------------------------- errors
 
 
@@ -229,6 +254,22 @@ def test_read_errors_are_one_line_and_name_the_file(tmp_path, rgb):
         assert msg.startswith(f"cannot read '{tmp_path / name}': "), msg
         assert problem in msg, msg
     assert issubclass(io.ImageReadError, ValueError)
+
+
+def test_a_missing_optional_decoder_is_named_in_one_line(tmp_path, monkeypatch):
+    import sys
+
+    from napari_cisr.io import ImageReadError
+
+    monkeypatch.setitem(sys.modules, "pillow_heif", None)  # as if not installed
+    path = tmp_path / "phone.heic"
+    path.write_bytes(b"\0\0\0\x18ftypheic" + b"\0" * 64)
+    with pytest.raises(ImageReadError) as error:
+        read_image(path)
+    assert str(error.value) == (
+        f"cannot read {str(path)!r}: reading HEIF needs the optional package pillow-heif "
+        "(pip install 'napari-cisr[formats]')"
+    )
 
 
 # ------------------------------------------------------------------------------- image_info
@@ -337,6 +378,29 @@ def test_write_jpeg_webp_and_avif_quality(tmp_path, rgb):
         assert low.stat().st_size < high.stat().st_size
         assert io.read_image(high).shape == rgb.shape
         assert io.image_info(high)["codec"] == suffix[1:]
+
+
+@pytest.mark.parametrize(
+    "layout", [{}, {"byteorder": ">"}, {"bigtiff": True}], ids=["classic", "big-endian", "bigtiff"]
+)
+def test_exif_sub_ifds_are_added_to_any_tiff_layout(tmp_path, layout):
+    import tifffile
+
+    from napari_cisr.io.tiff import _add_sub_ifds, _tiff_metadata
+
+    source = save_camera_jpeg(tmp_path / "camera.jpg", height=40, width=56, orientation=1)
+    kwargs, sub_ifds = _tiff_metadata(read_metadata(source).for_output(8, 6, 3, upright=False))
+    assert set(sub_ifds) == {0x8769, 0x8825}
+    path = tmp_path / "out.tif"
+    pixels = smooth_photo(6, 8)
+    tifffile.imwrite(path, pixels, photometric="rgb", **kwargs, **layout)
+    _add_sub_ifds(path, sub_ifds)
+    with tifffile.TiffFile(path) as tif:
+        tags = tif.pages.first.tags
+        assert tags["Make"].value == "Canon"
+        assert tags["ExifTag"].value["PixelXDimension"] == 8
+        assert tags["GPSTag"].value["GPSLatitudeRef"] == "N"
+        np.testing.assert_array_equal(tif.asarray(), pixels)  # the pixels are where they were
 
 
 # ------------------------------------------------------------------------------- zarr
