@@ -77,7 +77,7 @@ class PhotoMetadata:
         :func:`apply_orientation`) resets the orientation to 1; an ICC profile of another
         colour space than the output's (a CMYK profile on an RGB output) is dropped. The EXIF
         thumbnail (IFD1, a small picture of the *input*) is not carried: the block is rewritten
-        by Pillow, which writes IFD0 and its sub-IFDs only (``tests/test_photo_jobs.py``).
+        by Pillow, which writes IFD0 and its sub-IFDs only (``tests/test_metadata.py``).
         """
         orientation = 1 if upright else self.orientation
         icc = self.icc_profile
