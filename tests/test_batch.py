@@ -329,6 +329,20 @@ def test_a_timm_style_model_name_is_the_shipped_model_as_in_run(tmp_path):
     assert run_batch(source, out, scale=2, model="lite").computed == 0  # found complete
 
 
+def test_batch_takes_the_speed_preset_as_run_does(tmp_path, weights):
+    """``batch`` declares its model flags with ``run``'s: ``--preset fast`` is one iteration,
+    recorded in the job, and ``--preset`` with ``--iterations`` is refused by argparse."""
+    source = tmp_path / "small.zarr"
+    zarr.create_array(os.fspath(source), data=_photo((24, 32), 3))
+    out = tmp_path / "out.zarr"
+    args = ["batch", str(source), str(out), "--model", str(weights), "--tile", str(TILE)]
+    assert main([*args, "--preset", "fast"]) == 0
+    assert _state(out)["job"]["iterations"] == 1 and _state(out)["complete"] is True
+    with pytest.raises(SystemExit) as refused:
+        main([*args, "--preset", "fast", "--iterations", "2"])
+    assert refused.value.code == 2
+
+
 @pytest.mark.parametrize(
     ("shape", "dtype", "message"),
     [

@@ -14,16 +14,13 @@ from napari_cisr._cli.common import (
     check_options,
     check_output_dir,
     check_photo_args,
+    common_model_args,
     finish_many,
     inference_options,
     log,
-    model_help,
     photo_flags,
     photo_output_args,
-    precision_arg,
-    self_ensemble_arg,
 )
-from napari_cisr.options import SCALES
 
 
 def _cmd_batch(args: argparse.Namespace) -> None:
@@ -137,15 +134,12 @@ def add_batch(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("input", help="folder of images, zarr array or OME-Zarr image (read only)")
     p.add_argument("output", help="zarr store (NAME.zarr) or folder of images to write")
-    p.add_argument("--scale", type=int, choices=SCALES, default=2, help="upscaling factor (2)")
-    p.add_argument("--model", default="lite", help=model_help())
+    # the workers' device: cpu unless asked, as a cluster's workers need not share a GPU
+    common_model_args(p, device_default="cpu", device_help="cpu, cuda or auto (on the workers)")
     p.add_argument("--tile", type=int, help="tile side in LR pixels (default: from memory)")
     where = p.add_mutually_exclusive_group()
     where.add_argument("--workers", type=int, help="workers of the local dask cluster (1)")
     where.add_argument("--scheduler", help="address of a running dask scheduler")
-    p.add_argument("--device", default="cpu", help="cpu, cuda or auto (on the workers)")
-    precision_arg(p)
-    self_ensemble_arg(p)
     photo_output_args(p)
     p.add_argument("--overwrite", action="store_true", help="replace OUTPUT if it exists")
     p.set_defaults(func=_cmd_batch)

@@ -38,7 +38,10 @@ def model_help() -> str:
     return f"{', '.join(shipped_variants())} (shipped weights) or a weight file"
 
 
-def common_model_args(p: argparse.ArgumentParser) -> None:
+def common_model_args(
+    p: argparse.ArgumentParser, device_default: str = "auto", device_help: str = "auto, cpu or cuda"
+) -> None:
+    """The model and inference flags every command that computes shares (one declaration)."""
     from napari_cisr.options import PRESET_HELP, PRESETS
 
     p.add_argument("--scale", type=int, choices=SCALES, default=2, help="upscaling factor (2)")
@@ -53,7 +56,7 @@ def common_model_args(p: argparse.ArgumentParser) -> None:
     speed.add_argument(
         "--iterations", type=int, help="unfolding iterations J (default: the model's)"
     )
-    p.add_argument("--device", default="auto", help="auto, cpu or cuda")
+    p.add_argument("--device", default=device_default, help=device_help)
     precision_arg(p)
     self_ensemble_arg(p)
 
