@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass, replace
 from typing import Literal
 
 import torch
@@ -36,34 +35,6 @@ def _patch_sum(values: torch.Tensor, patch: int) -> torch.Tensor:
     for i in range(1, patch):
         out = out + rows[..., i : values.shape[3] - patch + 1 + i]
     return out
-
-
-@dataclass(frozen=True)
-class _Band:
-    """Output rows [y0, y1) of one call: the inputs, padded once per call and shared by every
-    band, and this band's rows of −1 / h².
-
-    ``z_pad`` and ``keep_pad`` are padded by r (zeros: an out-of-image candidate is never kept,
-    so its z is never used), ``g_pad`` by r + patch // 2 (replicated: similarities compare
-    whole patches); ``neg_inv_h2`` = −1 / (h² + ε) is B×1×(y1−y0)×W; ``width`` is W.
-    """
-
-    z_pad: torch.Tensor
-    g_pad: torch.Tensor
-    keep_pad: torch.Tensor
-    neg_inv_h2: torch.Tensor
-    y0: int
-    y1: int
-    width: int
-
-    def rows(self, y0: int, y1: int) -> _Band:
-        """The band of rows [y0, y1) within this one.
-
-        −1 / h² is sliced here, once per band, so that every use in the band shares one view
-        and autograd sums their gradients before the slice, always in the same order.
-        """
-        neg_inv_h2 = self.neg_inv_h2[:, :, y0 - self.y0 : y1 - self.y0]
-        return replace(self, neg_inv_h2=neg_inv_h2, y0=y0, y1=y1)
 
 
 class BlockingAwareNonLocal(nn.Module):
@@ -176,17 +147,13 @@ class BlockingAwareNonLocal(nn.Module):
         # Average 1 − d over each candidate's patch (zero padding: outside the image is not kept).
         keep = F.avg_pool2d(keep, self.patch, stride=1, padding=p, count_include_pad=False)
         h = self.bandwidth_map(g)
-        whole = _Band(
-            z_pad=F.pad(z, [r] * 4),  # values never used: keep is 0 there
-            g_pad=F.pad(g, [r + p] * 4, mode="replicate"),
-            keep_pad=F.pad(keep, [r] * 4, value=0.0),  # out-of-image candidates are never kept
-            neg_inv_h2=-1.0 / (h.square() + _BANDWIDTH_EPS),
-            y0=0,
-            y1=height,
-            width=width,
-        )
+        g_pad = F.pad(g, [r + p] * 4, mode="replicate")
+        z_pad = F.pad(z, [r] * 4)  # values never used: keep is 0 there
+        keep_pad = F.pad(keep, [r] * 4, value=0.0)  # out-of-image candidates are never kept
+
+        neg_inv_h2 = -1.0 / (h.square() + _BANDWIDTH_EPS)
         if want_weights:
-            return self._weights(whole)
+            return self._weights(g_pad, neg_inv_h2, keep_pad, 0, height, width)
         if self._batched(z.device):
             # Every offset of a band at once: the largest tensor is B·C·(2r+1)² per band pixel.
             row_elems = batch * channels * window * window * (width + 2 * p)
@@ -195,9 +162,11 @@ class BlockingAwareNonLocal(nn.Module):
             # One offset at a time: nothing of size (2r+1)² per pixel is ever held.
             row_elems = batch * 8 * channels * (width + 2 * p)
             band_fn = self._band_streamed
-        rows_per_band = max(1, min(height, _BAND_BUDGET // max(row_elems, 1)))
-        starts = range(0, height, rows_per_band)
-        outputs = [band_fn(whole.rows(y0, min(height, y0 + rows_per_band))) for y0 in starts]
+        band = max(1, min(height, _BAND_BUDGET // max(row_elems, 1)))
+        outputs = []
+        for y0 in range(0, height, band):
+            y1 = min(height, y0 + band)
+            outputs.append(band_fn(z_pad, g_pad, neg_inv_h2[:, :, y0:y1], keep_pad, y0, y1, width))
         return torch.cat(outputs, dim=2)
 
     def _batched(self, device: torch.device) -> bool:
@@ -208,14 +177,20 @@ class BlockingAwareNonLocal(nn.Module):
             )
         return self.strategy == "batched" or (self.strategy == "auto" and device.type == "cuda")
 
-    def _exponent_terms(self, band: _Band) -> Iterator[tuple[int, int, torch.Tensor]]:
+    def _exponent_terms(
+        self,
+        g_pad: torch.Tensor,
+        neg_inv_h2: torch.Tensor,
+        y0: int,
+        y1: int,
+        width: int,
+    ) -> Iterator[tuple[int, int, torch.Tensor]]:
         """Yield (dy, dx, exp(-||g(m) - g(m+δ)||² / h(m)²)) per window offset δ (row-major).
 
         The zero offset gives distance 0, so every logit is ≤ 0 and the largest is exactly 0:
         exp needs no max subtraction (it cannot overflow) and Σ_n exp ≥ 1.
         """
         r, p = self.search_radius, self.patch // 2
-        g_pad, neg_inv_h2, y0, y1, width = band.g_pad, band.neg_inv_h2, band.y0, band.y1, band.width
         g_centre = g_pad[:, :, y0 + r : y1 + r + 2 * p, r : r + width + 2 * p]
         for dy in range(2 * r + 1):
             for dx in range(2 * r + 1):
@@ -223,7 +198,15 @@ class BlockingAwareNonLocal(nn.Module):
                 sq = (g_centre - g_shifted).square().sum(1, keepdim=True)
                 yield dy, dx, torch.exp(_patch_sum(sq, self.patch) * neg_inv_h2)
 
-    def _batched_terms(self, band: _Band) -> tuple[torch.Tensor, torch.Tensor]:
+    def _batched_terms(
+        self,
+        g_pad: torch.Tensor,
+        neg_inv_h2: torch.Tensor,
+        keep_pad: torch.Tensor,
+        y0: int,
+        y1: int,
+        width: int,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """(exp terms, kept fraction) of every offset at once, each B×K×(y1−y0)×W.
 
         ``F.unfold`` with a (2r+1)² kernel over the padded rows gives, at each position, the
@@ -231,7 +214,6 @@ class BlockingAwareNonLocal(nn.Module):
         """
         r, p = self.search_radius, self.patch // 2
         window = 2 * r + 1
-        g_pad, neg_inv_h2, y0, y1, width = band.g_pad, band.neg_inv_h2, band.y0, band.y1, band.width
         batch, channels = g_pad.shape[:2]
         rows = y1 - y0
         g_centre = g_pad[:, :, y0 + r : y1 + r + 2 * p, r : r + width + 2 * p]
@@ -240,23 +222,41 @@ class BlockingAwareNonLocal(nn.Module):
         )
         sq = (g_shifted - g_centre.unsqueeze(2)).square().sum(1)
         e = torch.exp(_patch_sum(sq, self.patch) * neg_inv_h2)
-        kept = F.unfold(band.keep_pad[:, :, y0 : y1 + 2 * r], window)
+        kept = F.unfold(keep_pad[:, :, y0 : y1 + 2 * r], window)
         return e, kept.view(batch, window * window, rows, width)
 
-    def _band_batched(self, band: _Band) -> torch.Tensor:
+    def _band_batched(
+        self,
+        z_pad: torch.Tensor,
+        g_pad: torch.Tensor,
+        neg_inv_h2: torch.Tensor,
+        keep_pad: torch.Tensor,
+        y0: int,
+        y1: int,
+        width: int,
+    ) -> torch.Tensor:
         """u for rows [y0, y1), every offset at once: Σ_n w(m, n) z(n) with the normalised
         weights of :meth:`_weights`, whose all-masked fallback is a ``torch.where`` over every
         pixel rather than a branch, so nothing synchronises with the host (a CUDA step keeps
         queueing)."""
         window = 2 * self.search_radius + 1
-        batch, channels = band.z_pad.shape[:2]
-        weights = self._weights(band)
-        z_n = F.unfold(band.z_pad[:, :, band.y0 : band.y1 + window - 1], window).view(
-            batch, channels, window * window, band.y1 - band.y0, band.width
+        batch, channels = z_pad.shape[:2]
+        weights = self._weights(g_pad, neg_inv_h2, keep_pad, y0, y1, width)
+        z_n = F.unfold(z_pad[:, :, y0 : y1 + window - 1], window).view(
+            batch, channels, window * window, y1 - y0, width
         )
         return (weights.unsqueeze(1) * z_n).sum(2)
 
-    def _band_streamed(self, band: _Band) -> torch.Tensor:
+    def _band_streamed(
+        self,
+        z_pad: torch.Tensor,
+        g_pad: torch.Tensor,
+        neg_inv_h2: torch.Tensor,
+        keep_pad: torch.Tensor,
+        y0: int,
+        y1: int,
+        width: int,
+    ) -> torch.Tensor:
         """u for rows [y0, y1): Σ_n e(n)·keep(n)·z(n) / Σ_n e(n)·keep(n), e = exp(logit).
 
         This is softmax, mask and renormalisation (Eq. 10) with the normalisation applied once to
@@ -264,9 +264,8 @@ class BlockingAwareNonLocal(nn.Module):
         the (2r+1)² weights per pixel (faster, and memory no longer scales with r²:
         benchmarks/nonlocal_speed.py).
         """
-        z_pad, keep_pad, y0, y1, width = band.z_pad, band.keep_pad, band.y0, band.y1, band.width
         e_sum = kept_sum = numerator = None
-        for dy, dx, e in self._exponent_terms(band):
+        for dy, dx, e in self._exponent_terms(g_pad, neg_inv_h2, y0, y1, width):
             z_n = z_pad[:, :, y0 + dy : y1 + dy, dx : dx + width]
             e_kept = e * keep_pad[:, :, y0 + dy : y1 + dy, dx : dx + width]
             if numerator is None:
@@ -282,14 +281,22 @@ class BlockingAwareNonLocal(nn.Module):
         # Pixels whose every candidate is masked fall back to the unmasked weights (rare: a
         # second pass only when it happens).
         unmasked = None
-        for dy, dx, e in self._exponent_terms(band):
+        for dy, dx, e in self._exponent_terms(g_pad, neg_inv_h2, y0, y1, width):
             term = e * z_pad[:, :, y0 + dy : y1 + dy, dx : dx + width]
             unmasked = term if unmasked is None else unmasked + term
         return torch.where(usable, u, unmasked / e_sum)
 
-    def _weights(self, band: _Band) -> torch.Tensor:
-        """The normalised weights w(m, n) of the band's rows as B×K×(y1−y0)×W (memory ∝ K)."""
-        e, kept = self._batched_terms(band)
+    def _weights(
+        self,
+        g_pad: torch.Tensor,
+        neg_inv_h2: torch.Tensor,
+        keep_pad: torch.Tensor,
+        y0: int,
+        y1: int,
+        width: int,
+    ) -> torch.Tensor:
+        """The normalised weights w(m, n) of rows [y0, y1) as B×K×(y1−y0)×W (memory ∝ K)."""
+        e, kept = self._batched_terms(g_pad, neg_inv_h2, keep_pad, y0, y1, width)
         e_sum = e.sum(1, keepdim=True)
         masked = e * kept
         kept_sum = masked.sum(1, keepdim=True)
