@@ -56,9 +56,9 @@ PRETRAINED: dict[str, WeightSpec] = {
         variant="lite",
         scale=2,
         filename="lite-x2.safetensors",
-        sha256="dc80e3358f103f41290ad4a215f71fe3ef3ae4d291ba5a079050d2dac97d8737",
+        sha256="da30793f10e3423df25df7b7f0fbf5b2f046dd59742bc1c5a73268bb096d0a61",
         description=(
-            "stage 33 of experiments/configs/lite-x2/; its lineage, data, commands and "
+            "stage 34 of experiments/configs/lite-x2/; its lineage, data, commands and "
             "scores are in docs/models.md"
         ),
     ),
