@@ -76,9 +76,9 @@ PRETRAINED: dict[str, WeightSpec] = {
         variant="lite",
         scale=4,
         filename="lite-x4.safetensors",
-        sha256="4c29ef96550d06520d9087053595e56237df9225425715af9968006905d96588",
+        sha256="b99d1f20c4b3a9f816f3c893e93cad3d24a56219dbf529f22f159f8bf348e3e9",
         description=(
-            "stage 17 of experiments/configs/lite-x4/; its lineage, data, commands and "
+            "stage 18 of experiments/configs/lite-x4/; its lineage, data, commands and "
             "scores are in docs/models.md"
         ),
     ),
