@@ -5,12 +5,12 @@ from __future__ import annotations
 import io
 import subprocess
 import sys
-import tempfile
 
 import numpy as np
 import pytest
 from PIL import Image
 
+from guards import forbid_work, refuse_file_creation
 from napari_cisr.cli import main
 from napari_cisr.io import read_image
 
@@ -205,17 +205,11 @@ def test_run_refuses_a_bad_output_path_before_reading_or_computing(
     if case == "exists":
         output.write_bytes(b"keep me")
     if case == "unwritable folder":
-        # As root, a read-only folder still takes files: refuse creation as a read-only mount would.
-        def refuse(*args, **kwargs):
-            raise PermissionError(13, "Permission denied")
-
-        monkeypatch.setattr(tempfile, "mkstemp", refuse)
-
-    def never(*args, **kwargs):
-        raise AssertionError("the input was read or processed before the output was checked")
-
-    monkeypatch.setattr(napari_cisr.io, "read_image", never)
-    monkeypatch.setattr(napari_cisr.inference, "super_resolve", never)
+        refuse_file_creation(monkeypatch)
+    forbid_work(
+        monkeypatch, "the input was read or processed before the output was checked",
+        (napari_cisr.io, "read_image"), (napari_cisr.inference, "super_resolve"),
+    )  # fmt: skip
     status = main(["run", str(source), str(output)])
     err = capsys.readouterr().err.strip()
     assert status == 2 and len(err.splitlines()) == 1, err

@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from guards import forbid_work, refuse_file_creation
 from napari_cisr.cli import main
 from napari_cisr.io import write_image
 
@@ -198,7 +199,6 @@ def test_batch_refuses_an_unwritable_zarr_output_before_any_work(
 ):
     """Issue 21.1: ``batch SRC out.zarr`` into a missing or read-only folder fails in one line
     (exit 2) before an image is read or a cluster started, not with a traceback after."""
-    import tempfile
 
     import napari_cisr.batch
     import napari_cisr.io
@@ -210,18 +210,12 @@ def test_batch_refuses_an_unwritable_zarr_output_before_any_work(
     if case == "read-only folder":
         parent.mkdir()
         parent.chmod(0o555)
-        if os.geteuid() == 0:  # root writes into a 0o555 folder: refuse as a read-only mount would
-
-            def refuse(*args, **kwargs):
-                raise PermissionError(13, "Permission denied")
-
-            monkeypatch.setattr(tempfile, "mkstemp", refuse)
-
-    def never(*args, **kwargs):
-        raise AssertionError("work started before the output was checked")
-
-    monkeypatch.setattr(napari_cisr.io, "read_image", never)
-    monkeypatch.setattr(napari_cisr.batch, "Cluster", never)
+        if os.geteuid() == 0:
+            refuse_file_creation(monkeypatch)
+    forbid_work(
+        monkeypatch, "work started before the output was checked",
+        (napari_cisr.io, "read_image"), (napari_cisr.batch, "Cluster"),
+    )  # fmt: skip
     output = parent / "out.zarr"
     try:
         status = main(["batch", str(source), str(output), "--model", str(fresh_weights)])
