@@ -14,7 +14,6 @@ import logging
 import os
 import shutil
 import signal
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +22,7 @@ import numpy as np
 from napari_cisr._batch.cluster import return_free_memory
 from napari_cisr._batch.report import BatchError
 from napari_cisr._batch.sources import Item
+from napari_cisr.io.atomic import unwritable_reason
 
 log = logging.getLogger(__name__)
 
@@ -315,18 +315,14 @@ def check_paths(source: Path, output: Path, overwrite: bool) -> None:
 def check_writable(folder: Path, what: str) -> None:
     """Raise BatchError (one line) unless ``folder`` takes a new file.
 
-    Tried by creating and removing one: permission bits say nothing to root or on a
-    read-only mount, and a batch must not find out after laying out its store.
+    (:func:`napari_cisr.io.atomic.unwritable_reason`): a batch must not find out after laying
+    out its store.
     """
-    try:
-        handle, probe = tempfile.mkstemp(prefix=".napari-cisr.", suffix=".probe", dir=folder)
-    except OSError as error:
-        reason = (error.strerror or type(error).__name__).lower()
+    reason = unwritable_reason(folder)
+    if reason is not None:
         raise BatchError(
             f"cannot write into {what} '{folder}': {reason}; choose a {what} you can write to"
-        ) from None
-    os.close(handle)
-    os.unlink(probe)
+        )
 
 
 def array_complete(output: Path, item: Item, kind: str) -> bool:

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 from pathlib import Path
 
 from napari_cisr.options import SCALES
@@ -96,18 +95,17 @@ def inference_options(args: argparse.Namespace):
 
 def check_output_dir(folder: Path) -> None:
     """Create ``folder`` if needed and make sure it takes new files, before any work."""
-    import tempfile
+    from napari_cisr.io.atomic import unwritable_reason
 
     if folder.exists() and not folder.is_dir():
         raise CLIError(f"output folder '{folder}' is a file")
     try:
         folder.mkdir(parents=True, exist_ok=True)
-        handle, probe = tempfile.mkstemp(prefix=".napari-cisr.", suffix=".probe", dir=folder)
+        reason = unwritable_reason(folder)
     except OSError as error:
         reason = (error.strerror or type(error).__name__).lower()
-        raise CLIError(f"cannot write into output folder '{folder}': {reason}") from None
-    os.close(handle)
-    os.unlink(probe)
+    if reason is not None:
+        raise CLIError(f"cannot write into output folder '{folder}': {reason}")
 
 
 def check_photo_args(args: argparse.Namespace) -> None:

@@ -16,6 +16,21 @@ from pathlib import Path
 from typing import Any
 
 
+def unwritable_reason(folder: Path) -> str | None:
+    """Why ``folder`` does not take a new file (lower case, e.g. "permission denied"), or None.
+
+    Tried by creating and removing a probe file: permission bits say nothing to root or on a
+    read-only mount, and every caller must find out before any work, not after it.
+    """
+    try:
+        handle, probe = tempfile.mkstemp(prefix=".napari-cisr.", suffix=".probe", dir=folder)
+    except OSError as error:
+        return (error.strerror or type(error).__name__).lower()
+    os.close(handle)
+    os.unlink(probe)
+    return None
+
+
 def default_mode(is_dir: bool) -> int:
     """The permissions a plain ``open``/``mkdir`` would give under the current umask.
 

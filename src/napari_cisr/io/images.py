@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import os
 import struct
-import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from napari_cisr.io.atomic import atomic_target
+from napari_cisr.io.atomic import atomic_target, unwritable_reason
 from napari_cisr.io.formats import (
     CODEC_FROM_PIL,
     CODEC_NAMES,
@@ -176,13 +175,9 @@ def check_output_path(path: str | os.PathLike, *, overwrite: bool = False) -> Pa
     parent = p.parent if str(p.parent) else Path(".")
     if not parent.is_dir():
         raise ValueError(f"cannot write {os.fspath(p)!r}: folder {str(parent)!r} does not exist")
-    try:
-        handle, probe = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".probe", dir=parent)
-    except OSError as error:
-        reason = error.strerror or type(error).__name__
-        raise ValueError(f"cannot write {os.fspath(p)!r}: {reason.lower()}") from None
-    os.close(handle)
-    os.unlink(probe)
+    reason = unwritable_reason(parent)
+    if reason is not None:
+        raise ValueError(f"cannot write {os.fspath(p)!r}: {reason}")
     return p
 
 
