@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Literal
+from typing import Literal, NamedTuple
 
 import torch
 import torch.nn.functional as F
@@ -35,6 +35,25 @@ def _patch_sum(values: torch.Tensor, patch: int) -> torch.Tensor:
     for i in range(1, patch):
         out = out + rows[..., i : values.shape[3] - patch + 1 + i]
     return out
+
+
+class _Band(NamedTuple):
+    """Output rows [y0, y1) of one call, and the inputs that every band of the call shares.
+
+    ``z_pad`` and ``keep_pad`` are padded by r (zeros: an out-of-image candidate is never kept,
+    so its z is never used), ``g_pad`` by r + patch // 2 (replicated: similarities compare
+    whole patches); ``neg_inv_h2`` = −1 / (h² + ε) holds this band's rows only, B×1×(y1−y0)×W.
+    A NamedTuple rather than a dataclass, so that ``torch.compile`` traces the same graph as
+    with plain arguments.
+    """
+
+    z_pad: torch.Tensor
+    g_pad: torch.Tensor
+    keep_pad: torch.Tensor
+    neg_inv_h2: torch.Tensor
+    y0: int
+    y1: int
+    width: int
 
 
 class BlockingAwareNonLocal(nn.Module):
@@ -153,7 +172,7 @@ class BlockingAwareNonLocal(nn.Module):
 
         neg_inv_h2 = -1.0 / (h.square() + _BANDWIDTH_EPS)
         if want_weights:
-            return self._weights(g_pad, neg_inv_h2, keep_pad, 0, height, width)
+            return self._weights(_Band(z_pad, g_pad, keep_pad, neg_inv_h2, 0, height, width))
         if self._batched(z.device):
             # Every offset of a band at once: the largest tensor is B·C·(2r+1)² per band pixel.
             row_elems = batch * channels * window * window * (width + 2 * p)
@@ -166,7 +185,8 @@ class BlockingAwareNonLocal(nn.Module):
         outputs = []
         for y0 in range(0, height, band):
             y1 = min(height, y0 + band)
-            outputs.append(band_fn(z_pad, g_pad, neg_inv_h2[:, :, y0:y1], keep_pad, y0, y1, width))
+            rows_h = neg_inv_h2[:, :, y0:y1]
+            outputs.append(band_fn(_Band(z_pad, g_pad, keep_pad, rows_h, y0, y1, width)))
         return torch.cat(outputs, dim=2)
 
     def _batched(self, device: torch.device) -> bool:
@@ -177,20 +197,14 @@ class BlockingAwareNonLocal(nn.Module):
             )
         return self.strategy == "batched" or (self.strategy == "auto" and device.type == "cuda")
 
-    def _exponent_terms(
-        self,
-        g_pad: torch.Tensor,
-        neg_inv_h2: torch.Tensor,
-        y0: int,
-        y1: int,
-        width: int,
-    ) -> Iterator[tuple[int, int, torch.Tensor]]:
+    def _exponent_terms(self, band: _Band) -> Iterator[tuple[int, int, torch.Tensor]]:
         """Yield (dy, dx, exp(-||g(m) - g(m+δ)||² / h(m)²)) per window offset δ (row-major).
 
         The zero offset gives distance 0, so every logit is ≤ 0 and the largest is exactly 0:
         exp needs no max subtraction (it cannot overflow) and Σ_n exp ≥ 1.
         """
         r, p = self.search_radius, self.patch // 2
+        g_pad, neg_inv_h2, y0, y1, width = band.g_pad, band.neg_inv_h2, band.y0, band.y1, band.width
         g_centre = g_pad[:, :, y0 + r : y1 + r + 2 * p, r : r + width + 2 * p]
         for dy in range(2 * r + 1):
             for dx in range(2 * r + 1):
@@ -198,15 +212,7 @@ class BlockingAwareNonLocal(nn.Module):
                 sq = (g_centre - g_shifted).square().sum(1, keepdim=True)
                 yield dy, dx, torch.exp(_patch_sum(sq, self.patch) * neg_inv_h2)
 
-    def _batched_terms(
-        self,
-        g_pad: torch.Tensor,
-        neg_inv_h2: torch.Tensor,
-        keep_pad: torch.Tensor,
-        y0: int,
-        y1: int,
-        width: int,
-    ) -> tuple[torch.Tensor, torch.Tensor]:
+    def _batched_terms(self, band: _Band) -> tuple[torch.Tensor, torch.Tensor]:
         """(exp terms, kept fraction) of every offset at once, each B×K×(y1−y0)×W.
 
         ``F.unfold`` with a (2r+1)² kernel over the padded rows gives, at each position, the
@@ -214,6 +220,7 @@ class BlockingAwareNonLocal(nn.Module):
         """
         r, p = self.search_radius, self.patch // 2
         window = 2 * r + 1
+        g_pad, neg_inv_h2, y0, y1, width = band.g_pad, band.neg_inv_h2, band.y0, band.y1, band.width
         batch, channels = g_pad.shape[:2]
         rows = y1 - y0
         g_centre = g_pad[:, :, y0 + r : y1 + r + 2 * p, r : r + width + 2 * p]
@@ -222,41 +229,23 @@ class BlockingAwareNonLocal(nn.Module):
         )
         sq = (g_shifted - g_centre.unsqueeze(2)).square().sum(1)
         e = torch.exp(_patch_sum(sq, self.patch) * neg_inv_h2)
-        kept = F.unfold(keep_pad[:, :, y0 : y1 + 2 * r], window)
+        kept = F.unfold(band.keep_pad[:, :, y0 : y1 + 2 * r], window)
         return e, kept.view(batch, window * window, rows, width)
 
-    def _band_batched(
-        self,
-        z_pad: torch.Tensor,
-        g_pad: torch.Tensor,
-        neg_inv_h2: torch.Tensor,
-        keep_pad: torch.Tensor,
-        y0: int,
-        y1: int,
-        width: int,
-    ) -> torch.Tensor:
+    def _band_batched(self, band: _Band) -> torch.Tensor:
         """u for rows [y0, y1), every offset at once: Σ_n w(m, n) z(n) with the normalised
         weights of :meth:`_weights`, whose all-masked fallback is a ``torch.where`` over every
         pixel rather than a branch, so nothing synchronises with the host (a CUDA step keeps
         queueing)."""
         window = 2 * self.search_radius + 1
-        batch, channels = z_pad.shape[:2]
-        weights = self._weights(g_pad, neg_inv_h2, keep_pad, y0, y1, width)
-        z_n = F.unfold(z_pad[:, :, y0 : y1 + window - 1], window).view(
-            batch, channels, window * window, y1 - y0, width
+        batch, channels = band.z_pad.shape[:2]
+        weights = self._weights(band)
+        z_n = F.unfold(band.z_pad[:, :, band.y0 : band.y1 + window - 1], window).view(
+            batch, channels, window * window, band.y1 - band.y0, band.width
         )
         return (weights.unsqueeze(1) * z_n).sum(2)
 
-    def _band_streamed(
-        self,
-        z_pad: torch.Tensor,
-        g_pad: torch.Tensor,
-        neg_inv_h2: torch.Tensor,
-        keep_pad: torch.Tensor,
-        y0: int,
-        y1: int,
-        width: int,
-    ) -> torch.Tensor:
+    def _band_streamed(self, band: _Band) -> torch.Tensor:
         """u for rows [y0, y1): Σ_n e(n)·keep(n)·z(n) / Σ_n e(n)·keep(n), e = exp(logit).
 
         This is softmax, mask and renormalisation (Eq. 10) with the normalisation applied once to
@@ -264,8 +253,9 @@ class BlockingAwareNonLocal(nn.Module):
         the (2r+1)² weights per pixel (faster, and memory no longer scales with r²:
         benchmarks/nonlocal_speed.py).
         """
+        z_pad, keep_pad, y0, y1, width = band.z_pad, band.keep_pad, band.y0, band.y1, band.width
         e_sum = kept_sum = numerator = None
-        for dy, dx, e in self._exponent_terms(g_pad, neg_inv_h2, y0, y1, width):
+        for dy, dx, e in self._exponent_terms(band):
             z_n = z_pad[:, :, y0 + dy : y1 + dy, dx : dx + width]
             e_kept = e * keep_pad[:, :, y0 + dy : y1 + dy, dx : dx + width]
             if numerator is None:
@@ -281,22 +271,14 @@ class BlockingAwareNonLocal(nn.Module):
         # Pixels whose every candidate is masked fall back to the unmasked weights (rare: a
         # second pass only when it happens).
         unmasked = None
-        for dy, dx, e in self._exponent_terms(g_pad, neg_inv_h2, y0, y1, width):
+        for dy, dx, e in self._exponent_terms(band):
             term = e * z_pad[:, :, y0 + dy : y1 + dy, dx : dx + width]
             unmasked = term if unmasked is None else unmasked + term
         return torch.where(usable, u, unmasked / e_sum)
 
-    def _weights(
-        self,
-        g_pad: torch.Tensor,
-        neg_inv_h2: torch.Tensor,
-        keep_pad: torch.Tensor,
-        y0: int,
-        y1: int,
-        width: int,
-    ) -> torch.Tensor:
+    def _weights(self, band: _Band) -> torch.Tensor:
         """The normalised weights w(m, n) of rows [y0, y1) as B×K×(y1−y0)×W (memory ∝ K)."""
-        e, kept = self._batched_terms(g_pad, neg_inv_h2, keep_pad, y0, y1, width)
+        e, kept = self._batched_terms(band)
         e_sum = e.sum(1, keepdim=True)
         masked = e * kept
         kept_sum = masked.sum(1, keepdim=True)
