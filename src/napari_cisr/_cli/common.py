@@ -113,6 +113,16 @@ def check_photo_args(args: argparse.Namespace) -> None:
         raise CLIError(f"--quality must be in 1..100, not {args.quality}")
 
 
+def photo_writing(args: argparse.Namespace) -> dict[str, object]:
+    """The flags every photo writer takes (``process_photo``, ``run_photos``, the batch's
+    image jobs), as keyword arguments: one reading of them for ``run`` and ``batch``."""
+    return {
+        "overwrite": args.overwrite,
+        "quality": args.quality,
+        "apply_orientation": args.apply_orientation,
+    }
+
+
 def load_model_once(options) -> None:
     """Load the network before the first file: a bad weight file is a usage error, reported
     once, not as a failure of every input."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from contextlib import closing
 from dataclasses import replace
 from pathlib import Path
 
@@ -21,6 +22,7 @@ from napari_cisr._cli.common import (
     model_help,
     photo_flags,
     photo_output_args,
+    photo_writing,
     precision_arg,
     self_ensemble_arg,
 )
@@ -53,13 +55,7 @@ def _run_one(args: argparse.Namespace, source: Path, output: Path) -> None:
     load_model_once(options)
     job = PhotoJob(source, output, source.name)
     try:
-        width, height = process_photo(
-            job,
-            options,
-            overwrite=args.overwrite,
-            quality=args.quality,
-            apply_orientation=args.apply_orientation,
-        )
+        width, height = process_photo(job, options, **photo_writing(args))
     except PhotoFailed as error:
         raise WorkFailed(error.sentence(str(source))) from None
     log.info("wrote %s (%d×%d)", output, width, height)
@@ -79,33 +75,27 @@ def _run_many(args: argparse.Namespace) -> None:
     check_output_dir(folder)
     options = inference_options(args)
     load_model_once(options)
-    progress = photo_progress(sys.stderr, len(jobs), quiet=args.quiet)
-    try:
-        summary = run_photos(
-            jobs,
-            options,
-            overwrite=args.overwrite,
-            quality=args.quality,
-            apply_orientation=args.apply_orientation,
-            progress=progress,
-        )
-    finally:
-        progress.close()
+    with closing(photo_progress(sys.stderr, len(jobs), quiet=args.quiet)) as progress:
+        summary = run_photos(jobs, options, progress=progress, **photo_writing(args))
     summary.failed[:0] = problems
     finish_many(args, folder, summary)
+
+
+#: ``napari-cisr run --help``
+_DESCRIPTION = """\
+Super-resolve one file (napari-cisr run photo.jpg big.png) or many: files, folders (searched
+recursively, sub-folders mirrored) and globs into a folder (napari-cisr run photos/ -o big/),
+named <stem>_x<scale>.<ext>. Existing outputs are skipped, so a rerun resumes; a file that fails
+is reported in one line and the rest go on. Orientation, ICC profile and EXIF/XMP are carried to
+each output.
+"""
 
 
 def add_run(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "run",
         help="super-resolve image files: INPUT OUTPUT, or INPUT... -o FOLDER",
-        description=(
-            "Super-resolve one file (napari-cisr run photo.jpg big.png) or many: files, "
-            "folders (searched recursively, sub-folders mirrored) and globs into a folder "
-            "(napari-cisr run photos/ -o big/), named <stem>_x<scale>.<ext>. Existing outputs "
-            "are skipped, so a rerun resumes; a file that fails is reported in one line and "
-            "the rest go on. Orientation, ICC profile and EXIF/XMP are carried to each output."
-        ),
+        description=_DESCRIPTION,
     )
     p.add_argument(
         "inputs",
