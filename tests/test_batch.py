@@ -423,7 +423,6 @@ def test_ome_zarr_output_is_read_and_validated_by_the_ome_zarr_libraries(
 ):
     """ome-zarr-py's reader finds the pyramid and the pixel sizes store.ome_output writes, and
     ome-zarr-models validates the metadata (NGFF 0.4 on zarr v2, 0.5 on zarr v3)."""
-    pytest.importorskip("ome_zarr")
     pytest.importorskip("ome_zarr_models")
     from ome_zarr.io import parse_url
     from ome_zarr.reader import OMERO, Multiscales, Reader
@@ -442,6 +441,37 @@ def test_ome_zarr_output_is_read_and_validated_by_the_ome_zarr_libraries(
     assert level0[0] == {"type": "scale", "scale": [1.0, 0.25, 0.25]}  # 0.5 µm / 2
     assert image.metadata["channel_names"] == ["R", "G", "B"]  # OMERO, carried over
     _ngff_image_model(version).from_zarr(zarr.open_group(os.fspath(out), mode="r"))  # validates
+
+
+def test_a_multiscale_level_transform_is_folded_into_the_output_datasets():
+    """ome-zarr-py's writer takes dataset transforms only, so an input's multiscale-level
+    scale and translation (applied after the dataset's) are folded into each output level."""
+    import dask.array as da
+
+    from napari_cisr._batch.sources import Item
+    from napari_cisr._batch.store import ome_output
+
+    item = Item("cells", "0", da.zeros((3, 8, 8), np.uint8), y_axis=1, x_axis=2, rgb_axis=0)
+    multiscales = {
+        "datasets": [
+            {"path": "0", "coordinateTransformations": [{"type": "scale", "scale": [1, 1, 1]}]},
+            {"path": "1", "coordinateTransformations": [{"type": "scale", "scale": [1, 2, 2]}]},
+        ],
+        "coordinateTransformations": [
+            {"type": "scale", "scale": [1, 0.5, 0.5]},
+            {"type": "translation", "translation": [0, 10, 20]},
+        ],
+    }
+    ome = ome_output(multiscales, item, scale=2)
+    level0, level1 = (d["coordinateTransformations"] for d in ome["datasets"])
+    # input pixel 0.5 µm at (10, 20); output pixel 0.25 µm centred 1/4 input pixel before it
+    assert level0 == [
+        {"type": "scale", "scale": [1.0, 0.25, 0.25]},
+        {"type": "translation", "translation": [0.0, 9.875, 19.875]},
+    ]
+    assert level1[0]["scale"] == [1.0, 0.5, 0.5]
+    assert level1[1]["translation"] == [0.0, 10.0, 20.0]
+    assert ome["name"] == "cells" and ome["axes"] is None
 
 
 def _ngff_image_model(version: str):

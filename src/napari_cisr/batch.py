@@ -232,8 +232,8 @@ def run_batch(
             shutil.rmtree(output)
         if not output.exists():
             ome = ome_output(multiscales, items[0], scale) if multiscales is not None else None
-            extra = _omero(source) if multiscales is not None else {}
-            create_store(output, kind, items, levels, fmt, job, ome, extra)
+            omero = _omero(source) if multiscales is not None else None
+            create_store(output, kind, items, levels, fmt, job, ome, omero)
         elif plan.record is not None:
             new = [k for k, item in enumerate(items) if item.name in plan.added]
             add_items(output, [items[k] for k in new], [levels[k] for k in new], plan.record)
@@ -263,13 +263,12 @@ def _levels(
     return levels
 
 
-def _omero(source: Path) -> dict[str, Any]:
-    """The input's OMERO rendering metadata, carried into the output's attributes."""
+def _omero(source: Path) -> dict[str, Any] | None:
+    """The input's OMERO rendering metadata (NGFF 0.4 or 0.5), carried into the output."""
     from napari_cisr.io import zarr_attrs
 
     attrs = zarr_attrs(source)
-    omero = attrs.get("omero") or attrs.get("ome", {}).get("omero")
-    return {"omero": omero} if omero else {}
+    return attrs.get("omero") or attrs.get("ome", {}).get("omero") or None
 
 
 class _Work:

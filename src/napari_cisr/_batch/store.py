@@ -50,17 +50,32 @@ def kill_point(point: str) -> None:
 # --------------------------------------------------------------------------------------------
 
 
-def ome_output(multiscales: dict[str, Any], item: Item, scale: int) -> dict[str, Any]:
-    """The output multiscales entry: level 0 at 1/scale pixel size, then 2× per level."""
-    ndim = item.source.ndim
-    first = multiscales["datasets"][0].get("coordinateTransformations", [])
-    pixel = [1.0] * ndim
-    shift = [0.0] * ndim
-    for transform in first:
+def _scale_and_translation(transforms: list[dict[str, Any]], ndim: int) -> tuple[list, list]:
+    """The (scale, translation) of an NGFF coordinateTransformations list (identity if absent)."""
+    pixel, shift = [1.0] * ndim, [0.0] * ndim
+    for transform in transforms:
         if transform.get("type") == "scale":
             pixel = [float(v) for v in transform["scale"]]
         elif transform.get("type") == "translation":
             shift = [float(v) for v in transform["translation"]]
+    return pixel, shift
+
+
+def ome_output(multiscales: dict[str, Any], item: Item, scale: int) -> dict[str, Any]:
+    """The output multiscales entry: level 0 at 1/scale pixel size, then 2× per level.
+
+    Returns the arguments of ome-zarr-py's ``write_multiscales_metadata`` (name, axes, datasets,
+    metadata). A multiscale-level transform of the input is folded into each dataset's, since
+    the writer takes dataset transforms only: world = s_m·(s_d·i + t_d) + t_m.
+    """
+    ndim = item.source.ndim
+    first = multiscales["datasets"][0].get("coordinateTransformations", [])
+    pixel, shift = _scale_and_translation(first, ndim)
+    outer_pixel, outer_shift = _scale_and_translation(
+        multiscales.get("coordinateTransformations", []), ndim
+    )
+    shift = [sm * t + tm for sm, t, tm in zip(outer_pixel, shift, outer_shift, strict=True)]
+    pixel = [sm * s for sm, s in zip(outer_pixel, pixel, strict=True)]
     datasets = []
     for level, dataset in enumerate(multiscales["datasets"]):
         factor = 2**level
@@ -81,12 +96,32 @@ def ome_output(multiscales: dict[str, Any], item: Item, scale: int) -> dict[str,
                 ],
             }
         )
-    out = {k: v for k, v in multiscales.items() if k not in ("datasets", "metadata", "type")}
-    out["datasets"] = datasets
-    out["name"] = multiscales.get("name", item.name)
-    out["type"] = "mean"
-    out["metadata"] = {"description": f"napari-cisr x{scale} super-resolution, 2x mean pyramid"}
-    return out
+    return {
+        "name": multiscales.get("name", item.name),
+        "axes": multiscales.get("axes"),
+        "datasets": datasets,
+        "metadata": {
+            "description": f"napari-cisr x{scale} super-resolution, 2x mean pyramid",
+            "method": "2x2 mean",
+        },
+    }
+
+
+def write_ome_metadata(
+    root: Any, ome: dict[str, Any], omero: dict[str, Any] | None, zarr_format: int
+) -> None:
+    """Write the NGFF metadata of ``root`` with ome-zarr-py's writer: 0.4 on zarr v2, 0.5
+    (everything under ``ome``) on zarr v3; ``omero`` is the input's rendering metadata."""
+    from ome_zarr.format import FormatV04, FormatV05
+    from ome_zarr.writer import add_metadata, write_multiscales_metadata
+
+    fmt = FormatV05() if zarr_format == 3 else FormatV04()
+    write_multiscales_metadata(
+        root, ome["datasets"], fmt=fmt, axes=ome["axes"], name=ome["name"],
+        metadata={"metadata": ome["metadata"]},
+    )  # fmt: skip
+    if omero:
+        add_metadata(root, {"omero": omero}, fmt=fmt)
 
 
 # --------------------------------------------------------------------------------------------
@@ -124,9 +159,13 @@ def create_store(
     fmt: int,
     job: dict[str, Any],
     ome: dict[str, Any] | None,
-    extra_attrs: dict[str, Any],
+    omero: dict[str, Any] | None,
 ) -> None:
-    """Lay the whole store out in a temporary folder and rename it into place."""
+    """Lay the whole store out in a temporary folder and rename it into place.
+
+    ``ome`` (from :func:`ome_output`) makes a group an OME-Zarr image, with the input's OMERO
+    rendering metadata ``omero`` carried over.
+    """
     import zarr
 
     from napari_cisr.io import atomic_target
@@ -145,21 +184,18 @@ def create_store(
                 zarr_format=fmt,
                 overwrite=True,
             )
-            array.attrs.update({**extra_attrs, ATTR: state})
+            array.attrs[ATTR] = state
         else:
             root = zarr.open_group(os.fspath(tmp), mode="w", zarr_format=fmt)
-            attrs: dict[str, Any] = dict(extra_attrs)
             dimension_names = None
             if ome is not None and fmt == 3:
-                # NGFF 0.5 keeps all its metadata (OMERO's included) under "ome", and its
-                # arrays name their dimensions after the axes
-                attrs = {"ome": {"version": "0.5", "multiscales": [ome], **attrs}}
+                # NGFF 0.5 arrays name their dimensions after the axes
                 axes = ome.get("axes") or []
                 dimension_names = [a["name"] if isinstance(a, dict) else a for a in axes] or None
-            elif ome is not None:
-                attrs["multiscales"] = [{"version": "0.4", **ome}]
             _create_arrays(root, items, levels, dimension_names=dimension_names)
-            root.attrs.update({**attrs, ATTR: state})
+            if ome is not None:
+                write_ome_metadata(root, ome, omero, fmt)
+            root.attrs[ATTR] = state
         kill_point("store-layout")
         (tmp / MARKERS).mkdir()
 
