@@ -99,3 +99,30 @@ def test_cpu_tiles_are_capped_for_speed_but_small_images_stay_whole():
     # a tight budget still wins over the cap
     tight = tiling.choose_tile(config, (8000, 8000), "cpu", budget=2**28)
     assert tight is not None and tight < tiling.CPU_SPEED_TILE
+
+
+def test_compiled_windows_hold_their_tile_in_few_shapes_inside_the_plane(photo):
+    """A compiled network's windows: each holds its original window, stays inside the plane,
+    and a photo's windows share one or two shapes, the inner one common to two photos of
+    other sizes with the same tile setting (one graph for both)."""
+    from napari_cisr.engine.grid import estimate_grid
+    from napari_cisr.engine.plan import tile_geometry
+
+    grid = estimate_grid(photo)
+    shapes = []
+    for size in ((1500, 2000), (1333, 1999)):
+        plan = tiling.plan_tiles(size, 2, 256, HALO)
+        seen = set()
+        for ty in range(plan.grid_shape[0]):
+            for tx in range(plan.grid_shape[1]):
+                window, _, _ = tile_geometry(plan, ty, tx, grid)
+                y0, y1, x0, x1 = plan.compiled_window(window)
+                assert 0 <= y0 <= window[0] and window[1] <= y1 <= size[0]
+                assert 0 <= x0 <= window[2] and window[3] <= x1 <= size[1]
+                seen.add((y1 - y0, x1 - x0))
+        assert len(seen) <= 2, seen
+        shapes.append(seen)
+    assert shapes[0] & shapes[1]
+    # a plane smaller than one window is seen whole, as it is
+    small = tiling.plan_tiles((155, 197), 2, 256, HALO)
+    assert small.compiled_window((0, 155, 0, 197)) == (0, 155, 0, 197)

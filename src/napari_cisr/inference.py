@@ -21,6 +21,7 @@ from napari_cisr.engine.core import (
     SuperResolveResult,
     cached_model,
     check_image,
+    compiled_network,
     from_network,
     is_dask,
     resolve_model,
@@ -106,6 +107,8 @@ def steps_for(
         options = replace(options, tile=choose_tile(network.config, image.shape[:2], target))
     if options.tile:
         return (yield from tiled_super_resolve_steps(image, replace(options, model=network)))
+    if options.compile:
+        network = compiled_network(network)  # the whole image: one graph per image shape
     scale, intermediates = options.scale, options.intermediates
     rgb, alpha = to_network(image)
     rgb = rgb.to(target)
@@ -156,6 +159,7 @@ def super_resolve(
     device: str = "auto",
     precision: str = "auto",
     self_ensemble: bool = False,
+    compile: bool = False,  # shadows the builtin: the option has one name everywhere
 ) -> np.ndarray:
     """Super-resolve a compressed image.
 
@@ -188,6 +192,10 @@ def super_resolve(
     self_ensemble : bool
         Average the network over the eight rotations/flips of the input (:func:`unfold_outputs`):
         eight times the time for a higher PSNR (docs/models.md measures how much).
+    compile : bool
+        Run the network through ``torch.compile``
+        (:attr:`napari_cisr.options.InferenceOptions.compile`): faster per tile after tens of
+        seconds of compilation per input shape; worth it for many tiles or photos.
 
     Returns
     -------
@@ -196,6 +204,6 @@ def super_resolve(
     """
     options = InferenceOptions(
         scale=scale, model=model, iterations=iterations, tile=tile, device=device,
-        precision=precision, self_ensemble=self_ensemble,
+        precision=precision, self_ensemble=self_ensemble, compile=compile,
     )  # fmt: skip
     return run_to_completion(steps_for(image, options.validate())).image

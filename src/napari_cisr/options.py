@@ -70,6 +70,13 @@ class InferenceOptions:
         Average over the eight rotations/flips of the input.
     intermediates : bool
         Also return every ŷ_j, x̂_j and the blocking map.
+    compile : bool
+        Run the ARM and the REM through ``torch.compile`` (inductor: fused C++/OpenMP kernels
+        on the CPU, Triton on CUDA): one graph per input shape and process, kept in inductor's
+        on-disk cache; eager mode where compilation fails. A numpy image's tiles are grown to
+        one standard shape (:meth:`napari_cisr.engine.plan.TilePlan.compiled_window`), so a
+        folder of photos larger than a tile needs few graphs; a dask array's tiles keep their
+        shapes. Pays off over many tiles (docs/benchmarks.md, *torch.compile*).
     """
 
     scale: int = 2
@@ -80,6 +87,7 @@ class InferenceOptions:
     precision: str = "auto"
     self_ensemble: bool = False
     intermediates: bool = False
+    compile: bool = False
 
     @classmethod
     def from_settings(cls, settings: object, **overrides: object) -> InferenceOptions:

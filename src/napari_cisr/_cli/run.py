@@ -111,6 +111,12 @@ def add_run(sub: argparse._SubParsersAction) -> None:
         type=int,
         help="tile side in LR pixels (default: automatic; 0: whole image in one pass)",
     )
+    p.add_argument(
+        "--compile",
+        action="store_true",
+        help="run the network through torch.compile: faster per tile after a compilation of "
+        "tens of seconds per tile shape, so for many photos (docs/benchmarks.md)",
+    )
     photo_output_args(p)
     p.add_argument("--overwrite", action="store_true", help="replace outputs that exist")
     p.set_defaults(func=_cmd_run)

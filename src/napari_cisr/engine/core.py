@@ -4,7 +4,11 @@ the progress and result types. Imports no napari, Qt or dask."""
 
 from __future__ import annotations
 
+import copy
 import functools
+import logging
+import threading
+import weakref
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,6 +20,8 @@ from napari_cisr.model import CISRPSI
 from napari_cisr.runtime import resolve_device, resolve_precision
 from napari_cisr.values import MIN_SIDE
 from napari_cisr.weights import load_model
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -136,6 +142,58 @@ def resolve_model(model: str | Path | CISRPSI, scale: int, device: torch.device)
     return cached_model(str(model), scale, str(device))
 
 
+class _CompiledOrEager(torch.nn.Module):
+    """``module`` through ``torch.compile`` (inductor, one graph per input shape), or eagerly
+    from the first call whose compilation fails (no C++ compiler, an unsupported operation):
+    a warning, then the same numbers as without compilation.
+
+    The first call holds a lock, so that threads sharing the network (dask workers) do not
+    compile the same graph at once.
+    """
+
+    def __init__(self, module: torch.nn.Module) -> None:
+        super().__init__()
+        self.eager = module
+        self.compiled = torch.compile(module, dynamic=False)
+        self.failed = False
+        self._first_call = threading.Lock()
+        self._warmed = False
+
+    def forward(self, *args: torch.Tensor) -> torch.Tensor:
+        if self.failed:
+            return self.eager(*args)
+        if self._warmed:
+            return self.compiled(*args)
+        with self._first_call:
+            try:
+                output = self.compiled(*args)
+            except Exception as error:  # any compiler failure: run eagerly
+                reason = str(error).strip().splitlines()[0] if str(error).strip() else ""
+                log.warning("torch.compile failed, running eagerly: %s", reason or type(error))
+                self.failed = True
+                return self.eager(*args)
+            self._warmed = True
+            return output
+
+
+#: The compiled copy of each network that was asked for one (freed with the network).
+_COMPILED: weakref.WeakKeyDictionary[CISRPSI, CISRPSI] = weakref.WeakKeyDictionary()
+
+
+def compiled_network(network: CISRPSI) -> CISRPSI:
+    """A copy of ``network`` whose ARM and REM (the modules every iteration calls) run through
+    ``torch.compile``; made once per network. The unfolding loop stays in Python, so progress
+    and cancelling still come after every iteration."""
+    if isinstance(network.arm, _CompiledOrEager):
+        return network
+    if network not in _COMPILED:
+        twin = copy.deepcopy(network)
+        twin.arm = _CompiledOrEager(twin.arm)
+        twin.rem = _CompiledOrEager(twin.rem)
+        _COMPILED[network] = twin
+    return _COMPILED[network]
+
+
 def check_image(image: np.ndarray) -> None:
     """Raise ValueError (one line) unless ``image`` is H×W, H×W×3 or H×W×4 of a supported dtype
     with both sides at least :data:`MIN_SIDE`."""
@@ -185,8 +243,16 @@ def from_network(rgb: torch.Tensor, alpha: torch.Tensor | None, like: np.ndarray
 
 
 def network_for(
-    model: str | Path | CISRPSI, scale: int, device: str, precision: str = "auto"
+    model: str | Path | CISRPSI,
+    scale: int,
+    device: str,
+    precision: str = "auto",
+    compile_network: bool = False,
 ) -> tuple[CISRPSI, torch.device, torch.dtype]:
-    """The network ready for inference, the device it runs on and the autocast dtype."""
+    """The network ready for inference (through :func:`compiled_network` if
+    ``compile_network``), the device it runs on and the autocast dtype."""
     target = resolve_device(device)
-    return resolve_model(model, scale, target), target, resolve_precision(precision, target)
+    network = resolve_model(model, scale, target)
+    if compile_network:
+        network = compiled_network(network)
+    return network, target, resolve_precision(precision, target)

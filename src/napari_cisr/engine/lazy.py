@@ -27,20 +27,26 @@ class _ModelRef:
     it on its first tile and reuses it)."""
 
     def __init__(
-        self, model: str | Path | CISRPSI, scale: int, device: str, precision: str = "auto"
+        self,
+        model: str | Path | CISRPSI,
+        scale: int,
+        device: str,
+        precision: str = "auto",
+        compile_network: bool = False,
     ) -> None:
         self.model = model if isinstance(model, CISRPSI) else str(model)
         self.scale = scale
         self.device = device
         self.precision = precision
+        self.compile = compile_network
         self.token = (
-            f"{self.model}-x{scale}-{device}-{precision}"
+            f"{self.model}-x{scale}-{device}-{precision}{'-compiled' if compile_network else ''}"
             if isinstance(self.model, str)
             else f"inmemory-{uuid.uuid4().hex}"
         )
 
     def get(self) -> tuple[CISRPSI, torch.device, torch.dtype]:
-        return network_for(self.model, self.scale, self.device, self.precision)
+        return network_for(self.model, self.scale, self.device, self.precision, self.compile)
 
     def __dask_tokenize__(self) -> str:
         return self.token
@@ -166,7 +172,7 @@ def build_tiled_dask(
     intermediates = options.intermediates
     layout = Layout.of(options, n_iter, image)
     ref = _ModelRef(network if isinstance(model, CISRPSI) else model, scale, device,
-                    options.precision)  # fmt: skip
+                    options.precision, options.compile)  # fmt: skip
     like = np.zeros((1,) * image.ndim, image.dtype)
 
     if isinstance(grid, str):

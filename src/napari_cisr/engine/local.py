@@ -57,7 +57,9 @@ def tiled_super_resolve_steps(
         raise ValueError(f"the tiled driver needs a positive tile, not {options.tile}")
     check_image(image)
     scale, intermediates = options.scale, options.intermediates
-    network, target, dtype = network_for(options.model, scale, options.device, options.precision)
+    network, target, dtype = network_for(
+        options.model, scale, options.device, options.precision, options.compile
+    )
     n_iter = options.iterations or network.config.iterations
     halo = model_halo(network.config) if halo is None else halo
     plan = plan_tiles(image.shape[:2], scale, options.tile, halo, blend)
@@ -93,6 +95,8 @@ def tiled_super_resolve_steps(
             acc[: carry.shape[0]] = carry
         for tx in range(n_cols):
             window, extent, weights = tile_geometry(plan, ty, tx, grid)
+            if options.compile:  # few input shapes: few compiled graphs
+                window = plan.compiled_window(window)
             wy0, wy1, wx0, wx1 = window
             steps = predict_tile(
                 network,

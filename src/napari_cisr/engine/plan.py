@@ -278,6 +278,32 @@ class TilePlan:
         """Total number of tiles."""
         return (len(self.rows) - 1) * (len(self.cols) - 1)
 
+    def compiled_window(self, window: tuple[int, int, int, int]) -> tuple[int, int, int, int]:
+        """``window`` grown, inside the plane, to the standard window side, so that a compiled
+        network (one graph per input shape) sees one shape for nearly every tile of every
+        plane with the same tile setting instead of one per edge shape.
+
+        The standard side is a core plus two halos plus the grid alignment, rounded up to
+        :data:`ALIGN`; a wider window (a merged last core) grows to the next multiple of
+        2 × :data:`ALIGN` instead, one of two or three sizes. A window is grown toward the
+        plane's inside (an edge tile gains context on its inner side), never padded past the
+        plane's border, so the network still sees the border as it is: the prediction changes
+        only by context beyond the halo. Along an axis shorter than the size it would grow to,
+        the window is kept.
+        """
+        standard = ALIGN * math.ceil((self.tile + 2 * self.halo + _MAX_ALIGNED_PERIOD - 1) / ALIGN)
+
+        def grow(lo: int, hi: int, length: int) -> tuple[int, int]:
+            size = hi - lo
+            target = standard if size <= standard else 2 * ALIGN * math.ceil(size / (2 * ALIGN))
+            if length < target:
+                return lo, hi
+            hi = min(length, lo + target)
+            return hi - target, hi
+
+        wy0, wy1, wx0, wx1 = window
+        return (*grow(wy0, wy1, self.shape[0]), *grow(wx0, wx1, self.shape[1]))
+
     def core_chunks(self) -> tuple[tuple[int, ...], tuple[int, ...]]:
         """Core sizes along each axis (the dask chunks of the input)."""
         return tuple(np.diff(self.rows).tolist()), tuple(np.diff(self.cols).tolist())
