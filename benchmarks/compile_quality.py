@@ -1,7 +1,8 @@
 """Does ``torch.compile`` change what users get? Eager vs compiled inference of a shipped model
 on held-out photos, scored on the paper's protocol, in the same run.
 
-Each held-out photo whose LR input is larger than the standard compiled window in both sides
+Each held-out photo (÷``--downscale`` as the clean image) whose LR input is larger than the
+standard compiled window in both sides
 (so that its tiles share one graph, as a user's photos would; smaller ones are listed as
 skipped) is degraded by each ``--configs`` entry (``napari_cisr.train.evaluate
 .evaluation_pairs``: ÷3 clean photo, ÷scale, codec), super-resolved with ``--tile`` eagerly and
@@ -9,8 +10,8 @@ compiled (``super_resolve(..., compile=True)``), and both outputs are scored (Y-
 clean photo). Reported: the mean gain difference (compiled − eager) per configuration and over
 all, the largest per-image difference, and the graph count dynamo reports.
 
-    python benchmarks/compile_quality.py data/heldout/*/* --scale 2 --tile 128 \\
-        --json experiments/results/compile-quality-lite-x2.json
+    python benchmarks/compile_quality.py data/heldout/*/* --scale 2 --tile 256 --downscale 1 \\
+        --configs jpeg-q10 jpeg-q30 webp-q20 --json experiments/results/compile-quality-lite-x2.json
 """
 
 from __future__ import annotations
@@ -42,12 +43,14 @@ def _fits(shape: tuple[int, int], scale: int, tile: int, halo: int) -> bool:
     return window[1] - window[0] > 1 and window[3] - window[2] > 1
 
 
-def measure(sources: list[str], scale: int, tile: int, configs: list[tuple[str, int]]) -> dict:
+def measure(
+    sources: list[str], scale: int, tile: int, configs: list[tuple[str, int]], downscale: int
+) -> dict:
     network = load_model("lite", scale)
     halo = model_halo(network.config)
     rows: dict[str, list[float]] = {}
     skipped, used = [], set()
-    for path, label, truth, z in evaluation_pairs(list_photos(sources), scale, configs):
+    for path, label, truth, z in evaluation_pairs(list_photos(sources), scale, configs, downscale):
         if not _fits(z.shape[:2], scale, tile, halo):
             if path.name not in skipped:
                 skipped.append(path.name)
@@ -63,6 +66,7 @@ def measure(sources: list[str], scale: int, tile: int, configs: list[tuple[str, 
     return {
         "scale": scale,
         "tile": tile,
+        "downscale": downscale,
         "photos": sorted(used),
         "skipped_smaller_than_a_window": skipped,
         "configs": {label: round(float(np.mean(v)), 5) for label, v in rows.items()},
@@ -81,11 +85,18 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--scale", type=int, default=2)
     parser.add_argument("--tile", type=int, default=128, help="LR tile side of both runs")
     parser.add_argument("--configs", nargs="+", help="e.g. jpeg-q10 webp-q30 (default: the ten)")
+    parser.add_argument(
+        "--downscale",
+        type=int,
+        default=3,
+        help="clean photo = photo ÷ this (3: the eval protocol; 1: photo-sized inputs, whose "
+        "tiles are the size a user's photo has)",
+    )
     parser.add_argument("--json", type=Path)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     configs = list(parse_configs(args.configs)) if args.configs else list(TRAIN_CONFIGS)
-    report = measure(args.sources, args.scale, args.tile, configs)
+    report = measure(args.sources, args.scale, args.tile, configs, args.downscale)
     print(json.dumps({k: v for k, v in report.items() if k != "photos"}, indent=1))
     if args.json:
         args.json.write_text(json.dumps(report, indent=2) + "\n")
