@@ -56,9 +56,9 @@ PRETRAINED: dict[str, WeightSpec] = {
         variant="lite",
         scale=2,
         filename="lite-x2.safetensors",
-        sha256="da30793f10e3423df25df7b7f0fbf5b2f046dd59742bc1c5a73268bb096d0a61",
+        sha256="0c0276da7af3576440bc89a5d54f2cb5a62d8ad2d2f246d3a5501c222814d66a",
         description=(
-            "stage 34 of experiments/configs/lite-x2/; its lineage, data, commands and "
+            "stage 35 of experiments/configs/lite-x2/; its lineage, data, commands and "
             "scores are in docs/models.md"
         ),
     ),
