@@ -22,7 +22,8 @@ from napari_cisr.degrade import TRAIN_CONFIGS, Codec, Degradation, bicubic_downs
 
 log = logging.getLogger(__name__)
 
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".tif", ".tiff")
+#: Training photo files (TGA: grub2-splashimages ships its photos so).
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".tif", ".tiff", ".tga")
 #: Extra LR pixels compressed around each patch at least, so that its grid phase can be drawn
 #: at random.
 _GRID_MARGIN = 16
