@@ -66,9 +66,9 @@ PRETRAINED: dict[str, WeightSpec] = {
         variant="lite",
         scale=3,
         filename="lite-x3.safetensors",
-        sha256="74b9a88fec11dd5eac9e3b03b2d4544e38ca1b32535698f77a6bc5d5827520b0",
+        sha256="068443da6288dc060c485743c28782d2932d12d0aab80412b12ca7f1ad43112a",
         description=(
-            "stage 18 of experiments/configs/lite-x3/; its lineage, data, commands and "
+            "stage 19 of experiments/configs/lite-x3/; its lineage, data, commands and "
             "scores are in docs/models.md"
         ),
     ),
