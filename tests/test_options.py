@@ -72,3 +72,15 @@ def test_from_settings_takes_the_fields_by_name_and_the_overrides_win():
     assert InferenceOptions.from_settings(parsed) == InferenceOptions(
         scale=4, self_ensemble=True, model="lite"
     )
+
+
+def test_run_compile_reaches_the_options_and_other_commands_leave_it_off():
+    """``napari-cisr run --compile`` sets the field by its name (``from_settings``); batch has
+    no such flag, so its options keep the default."""
+    from napari_cisr._cli.common import inference_options
+    from napari_cisr.cli import build_parser
+
+    parser = build_parser()
+    assert inference_options(parser.parse_args(["run", "a.jpg", "b.png", "--compile"])).compile
+    assert not inference_options(parser.parse_args(["run", "a.jpg", "b.png"])).compile
+    assert not inference_options(parser.parse_args(["batch", "in", "out.zarr"])).compile
