@@ -4,6 +4,7 @@ the progress and result types. Imports no napari, Qt or dask."""
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import functools
 import logging
@@ -162,18 +163,17 @@ class _CompiledOrEager(torch.nn.Module):
     def forward(self, *args: torch.Tensor) -> torch.Tensor:
         if self.failed:
             return self.eager(*args)
-        if self._warmed:
-            return self.compiled(*args)
-        with self._first_call:
+        # A new input shape compiles again and can fail too, so every call is guarded.
+        with contextlib.nullcontext() if self._warmed else self._first_call:
             try:
                 output = self.compiled(*args)
-            except Exception as error:  # any compiler failure: run eagerly
+            except Exception as error:  # any compiler failure: run eagerly from now on
                 reason = str(error).strip().splitlines()[0] if str(error).strip() else ""
                 log.warning("torch.compile failed, running eagerly: %s", reason or type(error))
                 self.failed = True
                 return self.eager(*args)
-            self._warmed = True
-            return output
+        self._warmed = True
+        return output
 
 
 #: The compiled copy of each network that was asked for one (freed with the network).
