@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import argparse
 import concurrent.futures
+import importlib.util
 import itertools
 import json
 import logging
@@ -231,6 +232,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--threads", type=int, default=2, help="threads of the peers")
     parser.add_argument("--json", type=Path, help="write the report here")
     args = parser.parse_args(argv)
+    if args.peers and importlib.util.find_spec("ncnn") is None:
+        # before any run: a missing package found after the runs would lose them
+        parser.error("--peers needs the ncnn package: pip install 'napari-cisr[peers]'")
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     report = benchmark(
         args.scales, args.modes, args.presets, args.tiles, args.repeat, args.peers, args.threads
