@@ -194,8 +194,8 @@ def super_resolve(
         eight times the time for a higher PSNR (docs/models.md measures how much).
     compile : bool
         Run the network through ``torch.compile``
-        (:attr:`napari_cisr.options.InferenceOptions.compile`): faster per tile after tens of
-        seconds of compilation per input shape; worth it for many tiles or photos.
+        (:attr:`napari_cisr.options.InferenceOptions.compile`); experimental: faster per tile,
+        slower end to end on a 2-core CPU so far (docs/benchmarks.md).
 
     Returns
     -------

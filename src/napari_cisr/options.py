@@ -76,7 +76,8 @@ class InferenceOptions:
         on-disk cache; eager mode where compilation fails. A numpy image's tiles are grown to
         one standard shape (:meth:`napari_cisr.engine.plan.TilePlan.compiled_window`), so a
         folder of photos larger than a tile needs few graphs; a dask array's tiles keep their
-        shapes. Pays off over many tiles (docs/benchmarks.md, *torch.compile*).
+        shapes. Experimental: slower end to end on a 2-core CPU so far (docs/benchmarks.md,
+        *torch.compile*).
     """
 
     scale: int = 2

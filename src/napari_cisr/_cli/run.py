@@ -114,8 +114,9 @@ def add_run(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--compile",
         action="store_true",
-        help="run the network through torch.compile: faster per tile after a compilation of "
-        "tens of seconds per tile shape, so for many photos (docs/benchmarks.md)",
+        help="run the network through torch.compile (experimental: on a 2-core CPU a 12-MP "
+        "photo took 1.5x longer than without, even with the compiled graphs cached; "
+        "docs/benchmarks.md)",
     )
     photo_output_args(p)
     p.add_argument("--overwrite", action="store_true", help="replace outputs that exist")
