@@ -58,6 +58,14 @@ class InferenceOptions:
     model : str, Path or CISRPSI
         A model with shipped weights (``lite``, or ``lite.x2`` naming its scale too), the path
         of a weight file, or a loaded network (library callers only).
+    compile : bool
+        Run the ARM and the REM through ``torch.compile`` (inductor: fused C++/OpenMP kernels
+        on the CPU, Triton on CUDA): one graph per input shape and process, kept in inductor's
+        on-disk cache; eager mode where compilation fails. A numpy image's tiles are grown to
+        one standard shape (:meth:`napari_cisr.engine.plan.TilePlan.compiled_window`), so a
+        folder of photos larger than a tile needs few graphs; a dask array's tiles keep their
+        shapes. Experimental: slower end to end on a 2-core CPU so far (docs/benchmarks.md,
+        *torch.compile*).
     iterations : int or None
         Unfolding iterations J; None = the model's own.
     tile : int or None
@@ -70,25 +78,17 @@ class InferenceOptions:
         Average over the eight rotations/flips of the input.
     intermediates : bool
         Also return every ŷ_j, x̂_j and the blocking map.
-    compile : bool
-        Run the ARM and the REM through ``torch.compile`` (inductor: fused C++/OpenMP kernels
-        on the CPU, Triton on CUDA): one graph per input shape and process, kept in inductor's
-        on-disk cache; eager mode where compilation fails. A numpy image's tiles are grown to
-        one standard shape (:meth:`napari_cisr.engine.plan.TilePlan.compiled_window`), so a
-        folder of photos larger than a tile needs few graphs; a dask array's tiles keep their
-        shapes. Experimental: slower end to end on a 2-core CPU so far (docs/benchmarks.md,
-        *torch.compile*).
     """
 
     scale: int = 2
     model: str | Path | CISRPSI = "lite"
+    compile: bool = False
     iterations: int | None = None
     tile: int | None = None
     device: str = "auto"
     precision: str = "auto"
     self_ensemble: bool = False
     intermediates: bool = False
-    compile: bool = False
 
     @classmethod
     def from_settings(cls, settings: object, **overrides: object) -> InferenceOptions:
