@@ -278,20 +278,25 @@ class TilePlan:
         """Total number of tiles."""
         return (len(self.rows) - 1) * (len(self.cols) - 1)
 
+    @property
+    def compiled_side(self) -> int:
+        """The standard window side of :meth:`compiled_window`: a core plus two halos plus the
+        grid alignment, rounded up to :data:`ALIGN`."""
+        return ALIGN * math.ceil((self.tile + 2 * self.halo + _MAX_ALIGNED_PERIOD - 1) / ALIGN)
+
     def compiled_window(self, window: tuple[int, int, int, int]) -> tuple[int, int, int, int]:
         """``window`` grown, inside the plane, to the standard window side, so that a compiled
         network (one graph per input shape) sees one shape for nearly every tile of every
         plane with the same tile setting instead of one per edge shape.
 
-        The standard side is a core plus two halos plus the grid alignment, rounded up to
-        :data:`ALIGN`; a wider window (a merged last core) grows to the next multiple of
-        2 × :data:`ALIGN` instead, one of two or three sizes. A window is grown toward the
-        plane's inside (an edge tile gains context on its inner side), never padded past the
-        plane's border, so the network still sees the border as it is: the prediction changes
-        only by context beyond the halo. Along an axis shorter than the size it would grow to,
-        the window is kept.
+        The standard side is :attr:`compiled_side`; a wider window (a merged last core) grows
+        to the next multiple of 2 × :data:`ALIGN` instead, one of two or three sizes. A window
+        is grown toward the plane's inside (an edge tile gains context on its inner side),
+        never padded past the plane's border, so the network still sees the border as it is:
+        the prediction changes only by context beyond the halo. Along an axis shorter than the
+        size it would grow to, the window is kept.
         """
-        standard = ALIGN * math.ceil((self.tile + 2 * self.halo + _MAX_ALIGNED_PERIOD - 1) / ALIGN)
+        standard = self.compiled_side
 
         def grow(lo: int, hi: int, length: int) -> tuple[int, int]:
             size = hi - lo
