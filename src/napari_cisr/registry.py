@@ -66,9 +66,9 @@ PRETRAINED: dict[str, WeightSpec] = {
         variant="lite",
         scale=3,
         filename="lite-x3.safetensors",
-        sha256="068443da6288dc060c485743c28782d2932d12d0aab80412b12ca7f1ad43112a",
+        sha256="351d74dc77ab26f9ae6f073e1577f1bac2d32a52e16fe0dcd9e79bd02806cb3f",
         description=(
-            "stage 19 of experiments/configs/lite-x3/; its lineage, data, commands and "
+            "stage 20 of experiments/configs/lite-x3/; its lineage, data, commands and "
             "scores are in docs/models.md"
         ),
     ),
