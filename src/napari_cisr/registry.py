@@ -76,9 +76,9 @@ PRETRAINED: dict[str, WeightSpec] = {
         variant="lite",
         scale=4,
         filename="lite-x4.safetensors",
-        sha256="6ebc9ceb76145b2027c99d3e7eaf3f26ffb2abe7e566a04361fd28b14133b4c2",
+        sha256="821e2478a8ebe7a79a5835fa5446a822e9228e3a664d56bfa64500f2ad7de84d",
         description=(
-            "stage 19 of experiments/configs/lite-x4/; its lineage, data, commands and "
+            "stage 20 of experiments/configs/lite-x4/; its lineage, data, commands and "
             "scores are in docs/models.md"
         ),
     ),
