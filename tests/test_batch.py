@@ -739,6 +739,22 @@ def test_a_temporary_store_left_by_a_killed_run_is_removed(folder, weights, tmp_
     assert not stale.exists() and aside.exists()
 
 
+def test_a_temporary_file_left_by_a_killed_worker_is_removed(tmp_path):
+    """A photo worker killed inside its atomic write leaves .NAME.XXXX.tmp.png beside the photo
+    a retry then writes; the photo batch removes it for each photo written (run_photo_batch),
+    and only that photo's."""
+    from napari_cisr._batch.store import remove_stale_temporaries
+
+    out = tmp_path / "p0_x2.png"
+    out.write_bytes(b"written by the retry")
+    stale = tmp_path / ".p0_x2.png.k1ll3d.tmp.png"
+    stale.write_bytes(b"half")
+    other = tmp_path / ".p1_x2.png.k1ll3d.tmp.png"
+    other.write_bytes(b"another photo's write")
+    remove_stale_temporaries(out)
+    assert out.exists() and not stale.exists() and other.exists()
+
+
 def test_the_private_dask_task_spec_batch_relies_on_still_works():
     """batch culls graphs through ``dask._task_spec`` (a private module): fail loudly if it moves.
 

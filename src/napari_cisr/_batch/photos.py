@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from napari_cisr._batch.cluster import Cluster
-from napari_cisr._batch.store import is_zarr
+from napari_cisr._batch.store import is_zarr, remove_stale_temporaries
 
 __all__ = ["run_photo_batch", "writes_images"]
 
@@ -188,4 +188,7 @@ def run_photo_batch(
                 progress.finish(job, outcome, detail)
         if report_steps:
             client.unsubscribe_topic(STEP_TOPIC)
+    for job in todo:  # a worker killed while writing (then retried elsewhere) left its temporary
+        if job.name in summary.outputs:
+            remove_stale_temporaries(job.output)
     return summary

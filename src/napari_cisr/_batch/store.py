@@ -304,13 +304,14 @@ def write_block(
 
 
 def remove_stale_temporaries(output: Path) -> None:
-    """Remove the temporary store a killed run was creating beside OUTPUT (``.NAME.XXXX.tmp``).
+    """Remove the temporaries a killed run or worker was writing beside OUTPUT: a store
+    (``.NAME.XXXX.tmp``) or a file (``.NAME.XXXX.tmp.png``; :mod:`napari_cisr.io.atomic`).
 
     An old store a killed ``--overwrite`` run had moved aside (``.NAME.old-PID``) is the
     user's data: it is left alone.
     """
     parent = output.parent if str(output.parent) else Path(".")
-    for stale in parent.glob(f".{glob.escape(output.name)}.*.tmp"):
+    for stale in parent.glob(f".{glob.escape(output.name)}.*.tmp*"):
         log.info("removing '%s', left by an interrupted run", stale)
         if stale.is_dir() and not stale.is_symlink():
             shutil.rmtree(stale, ignore_errors=True)
