@@ -30,7 +30,7 @@ PRESETS: dict[str, int | None] = {"best": None, "balanced": 2, "fast": 1}
 PRESET_HELP: dict[str, str] = {
     "best": "the model's own iterations",
     "balanced": "2 iterations, about 1.4x faster, within 0.01 dB of best on the mean",
-    "fast": "1 iteration, about 2.6x faster, a little less quality",
+    "fast": "1 iteration, about 2.4x faster, a little less quality",
 }
 
 #: Devices accepted by name: ``auto``, ``cpu``, ``mps``, ``cuda`` or ``cuda:N``.
