@@ -6,6 +6,9 @@
   float32 convolution (1×64×``--conv-size``² input, best memory format) timed in the same run,
   same threads; for bfloat16 also over the same convolution under bfloat16 autocast (the
   stricter ratio).
+* The ceiling the architecture allows: the same ratios over a conv as wide as the model's
+  features (``features``→``features``, e.g. 32→32 for ``lite``), which is what most of the
+  model's convolutions are; and, per precision, the share of time spent in convolutions.
 * Each ``--precisions`` entry is timed (``auto`` resolves as the library does on this machine).
 * Tiled overhead: time of tiled inference (``--tile``) over whole-image inference, same image.
 
@@ -72,20 +75,22 @@ def _test_image(size: int, scale: int) -> np.ndarray:
     return compress(np.ascontiguousarray(big), "jpeg", 30)
 
 
-def conv_flops_per_second(size: int, repeat: int) -> dict[str, float]:
-    """FLOP/s of a 64→64 3×3 conv on 1×64×size²: float32 in both memory formats (the best is
-    the reference, so the efficiency is not flattered by a slow reference) and bfloat16."""
+def conv_flops_per_second(size: int, repeat: int, channels: int = 64) -> dict[str, float]:
+    """FLOP/s of a channels→channels 3×3 conv on 1×channels×size²: float32 in both memory
+    formats (the best is the reference, so the efficiency is not flattered by a slow
+    reference) and bfloat16."""
     rates = {}
     for name, fmt, dtype in (
         ("float32_nchw", torch.contiguous_format, torch.float32),
         ("float32_channels_last", torch.channels_last, torch.float32),
         ("bfloat16_channels_last", torch.channels_last, torch.bfloat16),
     ):
-        conv = torch.nn.Conv2d(64, 64, 3, padding=1).eval().to(DEVICE, memory_format=fmt)
-        x = torch.rand(1, 64, size, size, device=DEVICE).contiguous(memory_format=fmt)
+        conv = torch.nn.Conv2d(channels, channels, 3, padding=1).eval()
+        conv = conv.to(DEVICE, memory_format=fmt)
+        x = torch.rand(1, channels, size, size, device=DEVICE).contiguous(memory_format=fmt)
         with inference_context(DEVICE, dtype):
             seconds = _timed(lambda conv=conv, x=x: conv(x), repeat)
-        rates[name] = 2 * 9 * 64 * 64 * size * size / seconds
+        rates[name] = 2 * 9 * channels * channels * size * size / seconds
     return rates
 
 
@@ -142,30 +147,38 @@ def main() -> None:
         model.to(DEVICE)(z.to(DEVICE))
     flops = counter.get_total_flops()
 
-    # Where the time goes: self CPU time of the convolutions vs everything else, one pass.
+    # Where the time goes: self time of the convolutions vs everything else, one pass.
     from torch.profiler import ProfilerActivity, profile
 
-    # ...in the first precision measured (its ops are what the time below is spent on).
-    first_dtype = resolve_precision(args.precisions[0], DEVICE)
     cuda = DEVICE.type == "cuda"
-    with inference_context(DEVICE, first_dtype):
-        activity = ProfilerActivity.CUDA if cuda else ProfilerActivity.CPU
-        with profile(activities=[activity]) as prof:
-            model(z.to(DEVICE))
-            _sync()
-    by_op = {
-        e.key: e.self_device_time_total if cuda else e.self_cpu_time_total
-        for e in prof.key_averages()
-    }
-    by_op = {k: v for k, v in by_op.items() if v > 0}
-    total_us = sum(by_op.values())
-    # CPU: aten::*convolution*; CUDA: cuDNN's kernels (forward "fprop", implicit GEMM).
-    conv_names = ("conv", "fprop", "implicit_gemm")
-    conv_us = sum(v for k, v in by_op.items() if any(n in k.lower() for n in conv_names))
-    top = sorted(by_op.items(), key=lambda kv: -kv[1])[:8]
+
+    def time_shares(precision: str) -> tuple[float, list[tuple[str, float]]]:
+        """(share of time in convolutions, the top 8 ops' shares) of one pass in PRECISION."""
+        with inference_context(DEVICE, resolve_precision(precision, DEVICE)):
+            activity = ProfilerActivity.CUDA if cuda else ProfilerActivity.CPU
+            with profile(activities=[activity]) as prof:
+                model(z.to(DEVICE))
+                _sync()
+        by_op = {
+            e.key: e.self_device_time_total if cuda else e.self_cpu_time_total
+            for e in prof.key_averages()
+        }
+        by_op = {k: v for k, v in by_op.items() if v > 0}
+        total_us = sum(by_op.values())
+        # CPU: aten::*convolution*; CUDA: cuDNN's kernels (forward "fprop", implicit GEMM).
+        conv_names = ("conv", "fprop", "implicit_gemm")
+        conv_us = sum(v for k, v in by_op.items() if any(n in k.lower() for n in conv_names))
+        top = sorted(by_op.items(), key=lambda kv: -kv[1])[:8]
+        return conv_us / total_us, [(k, v / total_us) for k, v in top]
 
     conv_rates = conv_flops_per_second(args.conv_size, args.repeat)
     conv_rate = max(conv_rates["float32_nchw"], conv_rates["float32_channels_last"])
+    width = model.config.features
+    width_rates = conv_flops_per_second(args.conv_size, args.repeat, channels=width)
+    width_rate = {
+        "float32": max(width_rates["float32_nchw"], width_rates["float32_channels_last"]),
+        "bfloat16": width_rates["bfloat16_channels_last"],
+    }
     out_mpix = (s * args.size) ** 2 / 1e6
     by_precision = {}
     for precision in args.precisions:
@@ -184,6 +197,11 @@ def main() -> None:
         }
         if dtype == torch.bfloat16:
             entry["efficiency_vs_bfloat16_conv"] = rate / conv_rates["bfloat16_channels_last"]
+        resolved = entry["resolved"]
+        if resolved in width_rate:
+            entry["efficiency_vs_model_width_conv"] = rate / width_rate[resolved]
+        entry["conv_time_share"], top = time_shares(precision)
+        entry["top_ops_time_share"] = dict(top)
         by_precision[precision] = entry
         print(
             f"{args.weights} x{s}, {precision} ({entry['resolved']}), "
@@ -199,6 +217,16 @@ def main() -> None:
             ),
             flush=True,
         )
+        if "efficiency_vs_model_width_conv" in entry:
+            print(
+                f"  vs a {width}→{width} {resolved} conv "
+                f"({width_rate[resolved] / 1e9:.1f} GFLOP/s, "
+                f"{width_rate[resolved] / conv_rate:.2f} of the float32 64→64 one): "
+                f"{entry['efficiency_vs_model_width_conv']:.2f}; time in convolutions "
+                f"{100 * entry['conv_time_share']:.0f}%; top ops: "
+                + ", ".join(f"{k} {100 * v:.0f}%" for k, v in top),
+                flush=True,
+            )
     result = {
         "weights": args.weights,
         "scale": s,
@@ -212,15 +240,10 @@ def main() -> None:
         "model_gflop": flops / 1e9,
         "conv64_gflop_per_s": conv_rate / 1e9,
         "conv64_gflop_per_s_by_kind": {k: v / 1e9 for k, v in conv_rates.items()},
+        "model_width": width,
+        "model_width_conv_gflop_per_s_by_kind": {k: v / 1e9 for k, v in width_rates.items()},
         "by_precision": by_precision,
-        "conv_time_share": conv_us / total_us,
-        "top_ops_time_share": {k: v / total_us for k, v in top},
     }
-    print(
-        f"time in convolutions {100 * conv_us / total_us:.0f}%; top ops: "
-        + ", ".join(f"{k} {100 * v / total_us:.0f}%" for k, v in top),
-        flush=True,
-    )
 
     if args.overhead_size:
         big = _test_image(args.overhead_size, s)
