@@ -20,12 +20,14 @@ CPU modes (``--modes``), measured in the same run:
   user's second photo costs); the median is over all runs.
 
 Each mode runs each ``--presets`` entry (``napari-cisr run --preset``: best, balanced, fast)
-and each ``--tiles`` entry (``auto``, or ``--tile N``), the runs of different tiles alternating.
+and each ``--tiles`` entry (``auto``, or ``--tile N``). Each of the ``--repeat`` rounds runs every
+one of ours and every peer once, in turn, so that a slow spell of the machine falls on all alike;
+each reports the median of its runs.
 
 ``--peers`` runs the named peers of ``benchmarks/peers.py`` (their ncnn model files on the CPU,
-``--threads`` threads) on the same LR image in this process, whole image, and reports seconds per
-LR megapixel next to ours (for ours: wall time of the whole ``run`` ÷ LR megapixels, so start-up,
-reading and writing count against us, not against the peers).
+``--threads`` threads) on the same LR image in a fresh process each, whole image, and reports
+seconds per LR megapixel next to ours (for ours: wall time of the whole ``run`` ÷ LR megapixels,
+so start-up, reading and writing count against us, not against the peers).
 
     python benchmarks/photo_speed.py --scales 2 3 4 --modes as-is float32 one-thread \
         --presets best balanced fast \
@@ -168,30 +170,39 @@ def benchmark(
             width, height = lr_size(scale)
             lr_mpix = width * height / 1e6
             entry: dict = {"lr_size": [width, height], "modes": {}, "peers": {}}
-            for mode, preset in itertools.product(modes, presets):
-                # Runs of different tiles alternate, so that a slow spell of the machine
-                # falls on each alike.
-                runs: dict[str, list[dict]] = {tile: [] for tile in tiles}
-                for index, tile in itertools.product(range(repeat), tiles):
+            # Every repeat runs each of ours and each peer once, in turn, so that a slow spell
+            # of the machine falls on all alike; each reports the median of its runs.
+            runs: dict[tuple[str, str, str], list[dict]] = {
+                key: [] for key in itertools.product(modes, presets, tiles)
+            }
+            peer_runs: dict[str, list[dict]] = {name: [] for name in peer_names}
+            for index in range(repeat):
+                for mode, preset, tile in runs:
                     out = folder / "out.png"
-                    runs[tile].append(run_once(source, out, scale, mode, preset, tile))
+                    runs[mode, preset, tile].append(
+                        run_once(source, out, scale, mode, preset, tile)
+                    )
                     log.info("x%d %s %s tile %s run %d: %s", scale, mode, preset, tile,
-                             index + 1, runs[tile][-1])  # fmt: skip
-                for tile, tile_runs in runs.items():
-                    median = {
-                        key: statistics.median(run[key] for run in tile_runs)
-                        for key in tile_runs[0]
-                    }
-                    median["s_per_lr_mpix"] = round(median["wall_s"] / lr_mpix, 2)
-                    name = f"{mode}, {preset}" + ("" if tile == "auto" else f", tile {tile}")
-                    entry["modes"][name] = {"median": median, "runs": tile_runs}
-                    if mode == "compiled":
-                        entry["modes"][name]["cold_wall_s"] = tile_runs[0]["wall_s"]
-            for name in peer_names:
-                timing = time_peer(name, scale, source, threads)
-                if timing is not None:
-                    entry["peers"][name] = timing
-                    log.info("x%d %s: %s", scale, name, timing)
+                             index + 1, runs[mode, preset, tile][-1])  # fmt: skip
+                for name in peer_names:
+                    timing = time_peer(name, scale, source, threads)
+                    if timing is not None:
+                        peer_runs[name].append(timing)
+                        log.info("x%d %s run %d: %s", scale, name, index + 1, timing)
+            for (mode, preset, tile), tile_runs in runs.items():
+                median = {
+                    key: statistics.median(run[key] for run in tile_runs) for key in tile_runs[0]
+                }
+                median["s_per_lr_mpix"] = round(median["wall_s"] / lr_mpix, 2)
+                name = f"{mode}, {preset}" + ("" if tile == "auto" else f", tile {tile}")
+                entry["modes"][name] = {"median": median, "runs": tile_runs}
+                if mode == "compiled":
+                    entry["modes"][name]["cold_wall_s"] = tile_runs[0]["wall_s"]
+            for name, timings in peer_runs.items():
+                if timings:
+                    entry["peers"][name] = {
+                        key: statistics.median(t[key] for t in timings) for key in timings[0]
+                    } | {"runs": timings}
             report["scales"][str(scale)] = entry
     return report
 
