@@ -66,9 +66,9 @@ PRETRAINED: dict[str, WeightSpec] = {
         variant="lite",
         scale=3,
         filename="lite-x3.safetensors",
-        sha256="351d74dc77ab26f9ae6f073e1577f1bac2d32a52e16fe0dcd9e79bd02806cb3f",
+        sha256="b7d8e5fc5f00cd7f195d701e266f146b5eb0c2046711a21c3ec3034357be305c",
         description=(
-            "stage 20 of experiments/configs/lite-x3/; its lineage, data, commands and "
+            "stage 21 of experiments/configs/lite-x3/; its lineage, data, commands and "
             "scores are in docs/models.md"
         ),
     ),
