@@ -21,6 +21,7 @@ import time
 from pathlib import Path
 
 import torch
+import torch._inductor.config
 
 from napari_cisr.engine.core import for_inference
 from napari_cisr.runtime import inference_context
@@ -43,7 +44,7 @@ def _best_of(model, z: torch.Tensor, dtype: torch.dtype, repeat: int) -> tuple[f
     return min(times), output
 
 
-def measure(scale: int, size: int, dtype: torch.dtype, repeat: int) -> dict:
+def measure(scale: int, size: int, dtype: torch.dtype, repeat: int, freezing: bool = False) -> dict:
     eager = for_inference(load_model("lite", scale), CPU)
     torch.manual_seed(0)
     z = torch.rand(1, 3, size, size).contiguous(memory_format=torch.channels_last)
@@ -51,6 +52,8 @@ def measure(scale: int, size: int, dtype: torch.dtype, repeat: int) -> dict:
     eager_s, eager_out = _best_of(eager, z, dtype, repeat)
 
     compiled = copy.deepcopy(eager)
+    torch._inductor.config.freezing = freezing
+    torch._dynamo.reset()  # graphs of an earlier precision were built under other settings
     compiled.arm = torch.compile(compiled.arm, dynamic=False)
     compiled.rem = torch.compile(compiled.rem, dynamic=False)
     start = time.perf_counter()
@@ -74,6 +77,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--precisions", nargs="+", default=["bfloat16", "float32"])
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--freezing", action="store_true", help="inductor freezing (see above)")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
@@ -83,11 +87,12 @@ def main(argv: list[str] | None = None) -> None:
         "threads": args.threads,
         "scale": args.scale,
         "size": args.size,
+        "freezing": args.freezing,
         "results": {},
     }
     for name in args.precisions:
         dtype = getattr(torch, name)
-        report["results"][name] = measure(args.scale, args.size, dtype, args.repeat)
+        report["results"][name] = measure(args.scale, args.size, dtype, args.repeat, args.freezing)
         print(name, report["results"][name], flush=True)
     if args.json:
         args.json.write_text(json.dumps(report, indent=2) + "\n")
