@@ -76,9 +76,9 @@ PRETRAINED: dict[str, WeightSpec] = {
         variant="lite",
         scale=4,
         filename="lite-x4.safetensors",
-        sha256="821e2478a8ebe7a79a5835fa5446a822e9228e3a664d56bfa64500f2ad7de84d",
+        sha256="9b5e769c5ed71ecac369a4ad90b130813f3c7eca454ec3b38314435d30d052f7",
         description=(
-            "stage 20 of experiments/configs/lite-x4/; its lineage, data, commands and "
+            "stage 21 of experiments/configs/lite-x4/; its lineage, data, commands and "
             "scores are in docs/models.md"
         ),
     ),
