@@ -56,9 +56,9 @@ PRETRAINED: dict[str, WeightSpec] = {
         variant="lite",
         scale=2,
         filename="lite-x2.safetensors",
-        sha256="6da4fae44919276ad09b5465d446626099757e53b474c130b399ee46a89513e8",
+        sha256="7b67583cf1a40891da85cbbd9be08b3c5d23b71d5242d622b85acc0bd2af3efe",
         description=(
-            "stage 37 of experiments/configs/lite-x2/; its lineage, data, commands and "
+            "stage 38 of experiments/configs/lite-x2/; its lineage, data, commands and "
             "scores are in docs/models.md"
         ),
     ),
