@@ -76,9 +76,8 @@ class BlockingAwareNonLocal(nn.Module):
     2.9-4.9x faster for CPU inference (``benchmarks/nonlocal_speed.py``); on a GPU the
     operator's many tiny kernels make a training step bound by the host's per-operation
     dispatch, which batched removes, and batched has no host synchronisation (its all-masked
-    fallback is a ``torch.where``, not a branch; streamed branches in eager mode only, so that
-    ``torch.compile`` traces either as one graph). ``strategy="auto"`` picks batched on CUDA
-    and streamed elsewhere.
+    fallback is a ``torch.where``, not a branch). ``strategy="auto"`` picks batched on CUDA and
+    streamed elsewhere.
 
     Parameters
     ----------
@@ -255,30 +254,23 @@ class BlockingAwareNonLocal(nn.Module):
         benchmarks/nonlocal_speed.py).
         """
         z_pad, keep_pad, y0, y1, width = band.z_pad, band.keep_pad, band.y0, band.y1, band.width
-        # Under torch.compile the all-masked fallback is summed in the same loop and chosen by
-        # ``torch.where``: a branch on the data would split the graph at every band.
-        one_graph = torch.compiler.is_compiling()
-        e_sum = kept_sum = numerator = unmasked = None
+        e_sum = kept_sum = numerator = None
         for dy, dx, e in self._exponent_terms(band):
             z_n = z_pad[:, :, y0 + dy : y1 + dy, dx : dx + width]
             e_kept = e * keep_pad[:, :, y0 + dy : y1 + dy, dx : dx + width]
             if numerator is None:
                 e_sum, kept_sum, numerator = e, e_kept, e_kept * z_n
-                unmasked = e * z_n if one_graph else None
             else:
                 e_sum = e_sum + e
                 kept_sum = kept_sum + e_kept
                 numerator = numerator + e_kept * z_n
-                if one_graph:
-                    unmasked = unmasked + e * z_n
         usable = kept_sum > _MIN_KEPT * e_sum
         u = numerator / kept_sum.clamp_min(_MIN_KEPT * e_sum)
-        if one_graph:
-            return torch.where(usable, u, unmasked / e_sum)
         if bool(usable.all()):
             return u
         # Pixels whose every candidate is masked fall back to the unmasked weights (rare: a
         # second pass only when it happens).
+        unmasked = None
         for dy, dx, e in self._exponent_terms(band):
             term = e * z_pad[:, :, y0 + dy : y1 + dy, dx : dx + width]
             unmasked = term if unmasked is None else unmasked + term
