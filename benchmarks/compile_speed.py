@@ -53,7 +53,7 @@ def measure(scale: int, size: int, dtype: torch.dtype, repeat: int, freezing: bo
 
     compiled = copy.deepcopy(eager)
     torch._inductor.config.freezing = freezing
-    torch._dynamo.reset()  # graphs of an earlier precision were built under other settings
+    torch._dynamo.reset()  # each precision compiles from scratch: its first call pays it all
     compiled.arm = torch.compile(compiled.arm, dynamic=False)
     compiled.rem = torch.compile(compiled.rem, dynamic=False)
     start = time.perf_counter()

@@ -222,11 +222,14 @@ def main() -> None:
                 f"  vs a {width}→{width} {resolved} conv "
                 f"({width_rate[resolved] / 1e9:.1f} GFLOP/s, "
                 f"{width_rate[resolved] / conv_rate:.2f} of the float32 64→64 one): "
-                f"{entry['efficiency_vs_model_width_conv']:.2f}; time in convolutions "
-                f"{100 * entry['conv_time_share']:.0f}%; top ops: "
-                + ", ".join(f"{k} {100 * v:.0f}%" for k, v in top),
+                f"{entry['efficiency_vs_model_width_conv']:.2f}",
                 flush=True,
             )
+        print(
+            f"  time in convolutions {100 * entry['conv_time_share']:.0f}%; top ops: "
+            + ", ".join(f"{k} {100 * v:.0f}%" for k, v in top),
+            flush=True,
+        )
     result = {
         "weights": args.weights,
         "scale": s,
