@@ -12,10 +12,12 @@ from PIL import Image
 
 from napari_cisr.degrade import (
     TRAIN_CONFIGS,
+    Degradation,
     bicubic_downscale,
     compress,
     config_name,
     parse_config,
+    parse_configs,
 )
 from napari_cisr.model import variant_config
 from napari_cisr.train.data import (
@@ -66,6 +68,25 @@ def test_the_compressions_drawn_are_the_configured_ones():
         z, y, _ = sampler.batch(8)
         errors[quality] = (z - y).abs().mean().item()
     assert errors[95] < 0.5 * errors[10]
+
+
+def test_uncompressed_patches_are_the_clean_lr():
+    """A "none" in a mixture draws plain super-resolution pairs: z is the clean LR, whatever the
+    degradation (double compression included)."""
+    assert parse_config("None") == ("none", 100) and config_name("none", 100) == "none"
+    assert TrainConfig(compressions=["jpeg-q10", "none"]).compressions[-1] == "none"
+    rng = np.random.default_rng(2)
+    cells = rng.integers(0, 255, (20, 18, 3), dtype=np.uint8)
+    photos = [np.kron(cells, np.ones((10, 10, 1), dtype=np.uint8))]
+    sampler = PatchSampler(
+        photos, scale=2, patch=24, seed=3, configs=parse_configs(["none"]),
+        degradations=["paper", "realistic"],
+    )  # fmt: skip
+    z, y, x = sampler.batch(6)
+    assert torch.equal(z, y) and x.shape == (6, 3, 48, 48)
+    image = cells.copy()
+    assert np.array_equal(compress(image, "none", 100), cells)
+    assert np.array_equal(Degradation(first_quality=90).compress(image, "none", 100), cells)
 
 
 def test_sampler_is_reproducible_and_shapes_follow_the_scale():

@@ -13,7 +13,10 @@ from typing import Literal
 import numpy as np
 from PIL import Image
 
-Codec = Literal["jpeg", "webp"]
+Codec = Literal["jpeg", "webp", "none"]
+#: The configuration label of an LR image left uncompressed (plain super-resolution): a share of
+#: clean patches in a training mixture, or a plain-SR row in an eval.
+UNCOMPRESSED = "none"
 Kernel = Literal["bicubic", "bilinear", "lanczos", "area"]
 Chroma = Literal["4:2:0", "4:4:4"]
 _PIL_KERNELS = {
@@ -36,8 +39,8 @@ UNSEEN_JPEG_CONFIGS: tuple[tuple[Codec, int], ...] = tuple(
 
 
 def config_name(codec: str, quality: int) -> str:
-    """'jpeg-q10' style label."""
-    return f"{codec}-q{quality}"
+    """'jpeg-q10' style label; ``"none"`` for an uncompressed LR image (any quality)."""
+    return UNCOMPRESSED if codec == UNCOMPRESSED else f"{codec}-q{quality}"
 
 
 def parse_config(label: str) -> tuple[Codec, int]:
@@ -46,8 +49,11 @@ def parse_config(label: str) -> tuple[Codec, int]:
     Parameters
     ----------
     label : str
-        ``"jpeg-q<Q>"`` or ``"webp-q<Q>"``, Q in 1..100 (any case).
+        ``"jpeg-q<Q>"`` or ``"webp-q<Q>"``, Q in 1..100 (any case), or ``"none"``: no
+        compression, returned as ``("none", 100)``.
     """
+    if label.lower() == UNCOMPRESSED:
+        return UNCOMPRESSED, 100
     try:
         codec, quality = label.lower().split("-q")
         if codec not in ("jpeg", "webp"):
@@ -55,7 +61,7 @@ def parse_config(label: str) -> tuple[Codec, int]:
         number = int(quality)
     except ValueError:
         raise ValueError(
-            f"bad compression config {label!r}; expected e.g. 'jpeg-q10', 'webp-q5'"
+            f"bad compression config {label!r}; expected e.g. 'jpeg-q10', 'webp-q5', 'none'"
         ) from None
     if not 1 <= number <= 100:
         raise ValueError(f"compression quality must be in 1-100, got {label!r}")
@@ -106,7 +112,8 @@ def compress(image: np.ndarray, codec: Codec, quality: int, chroma: Chroma = "4:
     ----------
     image : ndarray
         uint8, H×W×3 or H×W.
-    codec : {"jpeg", "webp"}
+    codec : {"jpeg", "webp", "none"}
+        ``"none"`` returns a copy of ``image``.
     quality : int
         1-100.
     chroma : {"4:2:0", "4:4:4"}
@@ -117,6 +124,8 @@ def compress(image: np.ndarray, codec: Codec, quality: int, chroma: Chroma = "4:
     ndarray
         uint8, same shape as ``image``.
     """
+    if codec == UNCOMPRESSED:
+        return image.copy()
     buffer = io.BytesIO()
     options = {"subsampling": _JPEG_SUBSAMPLING[chroma]} if codec == "jpeg" else {}
     Image.fromarray(image).save(buffer, format=codec.upper(), quality=quality, **options)
@@ -178,7 +187,10 @@ class Degradation:
         )
 
     def compress(self, image: np.ndarray, codec: Codec, quality: int) -> np.ndarray:
-        """The LR image through the (double) compression; uint8, same shape."""
+        """The LR image through the (double) compression; uint8, same shape. ``"none"`` leaves
+        it as it is, double compression included: it stands for a clean LR image."""
+        if codec == UNCOMPRESSED:
+            return image.copy()
         if self.first_quality is not None:
             image = compress(image, "jpeg", self.first_quality)
         return compress(image, codec, quality, chroma=self.chroma)

@@ -51,7 +51,8 @@ def add_train(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--compressions",
         nargs="+",
-        help="configurations patches are drawn from, e.g. jpeg-q10 webp-q80 (default: the ten)",
+        help="configurations patches are drawn from, e.g. jpeg-q10 webp-q80 none "
+        "(none: uncompressed; default: the ten)",
     )
     p.add_argument("--data", nargs="+", help="folders (or files) of HR photos")
     p.add_argument("--validation", nargs="+", help="held-out photos for checkpoint selection")
@@ -107,7 +108,11 @@ def add_eval(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("eval", help="PSNR/SSIM on Y against bicubic (the paper's protocol)")
     p.add_argument("sources", nargs="+", help="folders or files of clean HR photos")
     common_model_args(p)
-    p.add_argument("--configs", nargs="+", help="e.g. jpeg-q10 webp-q5 (default: the ten)")
+    p.add_argument(
+        "--configs",
+        nargs="+",
+        help="e.g. jpeg-q10 webp-q5 none (none: uncompressed; default: the ten)",
+    )
     p.add_argument("--unseen", action="store_true", help="add JPEG q15/25/35/45/55 (Fig. 9)")
     p.add_argument("--downscale", type=int, default=3, help="ground truth = photo ÷ this")
     p.add_argument(
