@@ -47,7 +47,6 @@ from napari_cisr.engine.plan import (
     receptive_field,
     tile_geometry,
 )
-from napari_cisr.runtime import available_memory
 
 __all__ = [
     "ALIGN",
@@ -56,7 +55,6 @@ __all__ = [
     "GridInfo",
     "TilePlan",
     "TiledDask",
-    "available_memory",
     "build_tiled_dask",
     "choose_tile",
     "estimate_grid",
