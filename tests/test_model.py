@@ -27,7 +27,7 @@ def test_parameter_counts_match_the_paper_at_x2(variant, paper_count):
 
 @pytest.mark.parametrize("scale", [2, 3, 4])
 def test_lite_is_much_smaller_than_tiny(scale):
-    # The shipped lite networks (12, 12 and 8 RCABs per module) stay under a sixth of tiny.
+    # The shipped lite networks (12 RCABs per module) stay under a sixth of tiny.
     assert (
         _params(build_model(variant_config("lite", scale)))
         < _params(build_model(variant_config("tiny", scale))) / 6

@@ -66,9 +66,9 @@ PRETRAINED: dict[str, WeightSpec] = {
         variant="lite",
         scale=3,
         filename="lite-x3.safetensors",
-        sha256="b7d8e5fc5f00cd7f195d701e266f146b5eb0c2046711a21c3ec3034357be305c",
+        sha256="88614cda348d308280960b02372079a38010d113bf65c236e386aeb7db022fe0",
         description=(
-            "stage 21 of experiments/configs/lite-x3/; its lineage, data, commands and "
+            "stage 22 of experiments/configs/lite-x3/; its lineage, data, commands and "
             "scores are in docs/models.md"
         ),
     ),
@@ -76,9 +76,9 @@ PRETRAINED: dict[str, WeightSpec] = {
         variant="lite",
         scale=4,
         filename="lite-x4.safetensors",
-        sha256="9b5e769c5ed71ecac369a4ad90b130813f3c7eca454ec3b38314435d30d052f7",
+        sha256="0056da7259ab733165e564166b0212f9c8689d81adcbff8638dfc12a786b50ef",
         description=(
-            "stage 21 of experiments/configs/lite-x4/; its lineage, data, commands and "
+            "stage 23 of experiments/configs/lite-x4/; its lineage, data, commands and "
             "scores are in docs/models.md"
         ),
     ),

@@ -120,10 +120,10 @@ VARIANTS: dict[str, CISRConfig] = {
 
 
 #: Where a variant differs by scale: its shipped weights at that scale are of this shape.
-#: lite x2, x3 and x4 were grown from the 4-block lite to 12, 12 and 8 RCABs per module
-#: (docs/models.md: stages x2-17, x3-8 and x3-10, x4-7; ``TrainConfig.init_deeper``).
+#: lite x2, x3 and x4 were grown from the 4-block lite to 12 RCABs per module (docs/models.md:
+#: stages x2-17, x3-8 and x3-10, x4-7 and x4-22; ``TrainConfig.init_deeper``).
 SCALE_CHANGES: dict[str, dict[int, dict[str, Any]]] = {
-    "lite": {2: {"blocks": 12}, 3: {"blocks": 12}, 4: {"blocks": 8}},
+    "lite": {2: {"blocks": 12}, 3: {"blocks": 12}, 4: {"blocks": 12}},
 }
 
 
