@@ -76,9 +76,9 @@ PRETRAINED: dict[str, WeightSpec] = {
         variant="lite",
         scale=4,
         filename="lite-x4.safetensors",
-        sha256="0056da7259ab733165e564166b0212f9c8689d81adcbff8638dfc12a786b50ef",
+        sha256="2b6f1a2c6059cddf15220c5ae9f03b8470be2c01e3ed1d33ce89794e6f22ecd8",
         description=(
-            "stage 23 of experiments/configs/lite-x4/; its lineage, data, commands and "
+            "stage 24 of experiments/configs/lite-x4/; its lineage, data, commands and "
             "scores are in docs/models.md"
         ),
     ),
