@@ -56,9 +56,9 @@ PRETRAINED: dict[str, WeightSpec] = {
         variant="lite",
         scale=2,
         filename="lite-x2.safetensors",
-        sha256="7b67583cf1a40891da85cbbd9be08b3c5d23b71d5242d622b85acc0bd2af3efe",
+        sha256="7ac6753a5252b4f31c7f6b7561e1931e2c004334f49aa1205c947b945a8570a2",
         description=(
-            "stage 38 of experiments/configs/lite-x2/; its lineage, data, commands and "
+            "stage 39 of experiments/configs/lite-x2/; its lineage, data, commands and "
             "scores are in docs/models.md"
         ),
     ),
