@@ -47,7 +47,7 @@ from napari_cisr.degrade import (
 from napari_cisr.inference import super_resolve
 from napari_cisr.metrics import psnr_y
 from napari_cisr.train.data import list_photos, load_clean_photo
-from napari_cisr.train.evaluate import evaluation_pairs, photo_source
+from napari_cisr.train.evaluate import evaluation_pairs, model_for, photo_source
 
 log = logging.getLogger("peers")
 
@@ -290,7 +290,9 @@ def benchmark(
             if scale in p.models
         }
         methods = {
-            "napari-cisr": lambda z, s=scale: super_resolve(z, scale=s, model=model),
+            "napari-cisr": lambda z, label, s=scale: super_resolve(
+                z, scale=s, model=model_for(model, s, label, z)
+            ),
             **runners,
         }
         psnr: dict[str, dict[str, dict[str, float]]] = defaultdict(lambda: defaultdict(dict))
@@ -303,7 +305,7 @@ def benchmark(
             psnr["bicubic"][str(path)][label] = psnr_y(bicubic_upscale(z, scale), truth, scale)
             for name, method in methods.items():
                 start = time.perf_counter()
-                output = method(z)
+                output = method(z, label) if name == "napari-cisr" else method(z)
                 seconds[name] += time.perf_counter() - start
                 psnr[name][str(path)][label] = psnr_y(output, truth, shave=scale)
             if label == first_label:

@@ -10,6 +10,15 @@ been evaluated with the commands of docs/models.md, into
 
     python scripts/ship_weights.py --scale 4 --stage 19 --shipped 18          # report only
     python scripts/ship_weights.py --scale 4 --stage 19 --shipped 18 --ship   # and ship
+
+The weights for mild compression (``--mild``: ``lite-x{scale}-mild.safetensors``, stages of
+``experiments/configs/lite-mild-x{scale}/``) run only on the inputs routed to them (JPEG
+quality 55 and above, WebP 45 and above, no blocking: :mod:`napari_cisr.compression`), so
+they are judged on those: the light configurations and uncompressed input
+(``eval-lite-mild-x{scale}-stage{stage}-heldout45{-light,-none}.json``), against the shipped
+mild stage or, with ``--general``, the general weights' stage of that number:
+
+    python scripts/ship_weights.py --mild --scale 2 --stage 1 --shipped 39 --general --ship
 """
 
 from __future__ import annotations
@@ -27,18 +36,25 @@ RESULTS = ROOT / "experiments" / "results"
 REGISTRY = ROOT / "src" / "napari_cisr" / "registry.py"
 WEIGHTS = ROOT / "src" / "napari_cisr" / "weights_data"
 EVALUATIONS = {"paper": "", "realistic": "-realistic", "light": "-light"}
+MILD_EVALUATIONS = {"light": "-light", "none": "-none"}
 TOLERANCE_DB = 0.05
 
 
-def load_evaluations(scale: int, stage: int) -> dict[str, dict]:
-    """The three held-out evaluation JSONs of one stage, by evaluation name."""
+def load_evaluations(scale: int, stage: int, mild: bool = False) -> dict[str, dict]:
+    """The held-out evaluation JSONs of one stage, by evaluation name: the three of the
+    general weights, or the two of the mild ones."""
     found = {}
-    for name, suffix in EVALUATIONS.items():
-        path = RESULTS / f"eval-lite-x{scale}-stage{stage}-heldout45{suffix}.json"
+    for name, suffix in (MILD_EVALUATIONS if mild else EVALUATIONS).items():
+        path = RESULTS / f"eval-{lineage(scale, mild)}-stage{stage}-heldout45{suffix}.json"
         if not path.is_file():
             raise SystemExit(f"{path}: missing; run the held-out evaluations of docs/models.md")
         found[name] = json.loads(path.read_text())
     return found
+
+
+def lineage(scale: int, mild: bool = False) -> str:
+    """The name of a scale's stages: ``lite-x2``, or ``lite-mild-x2`` for the mild weights."""
+    return f"lite-mild-x{scale}" if mild else f"lite-x{scale}"
 
 
 def mean_gain(evaluation: dict) -> float:
@@ -58,10 +74,11 @@ def below_bicubic(evaluation: dict) -> tuple[int, int]:
 
 def summary(evaluations: dict[str, dict]) -> dict:
     means = {name: mean_gain(e) for name, e in evaluations.items()}
+    first = evaluations.get("paper", evaluations["light"])
     return {
         "means": means,
-        "mean_of_three": sum(means.values()) / len(means),
-        "configs": {k: v["gain"] for k, v in evaluations["paper"]["configs"].items()},
+        "mean_of_three": sum(means.values()) / len(means),  # of the two, for the mild weights
+        "configs": {k: v["gain"] for k, v in first["configs"].items()},
         "light_configs": {k: v["gain"] for k, v in evaluations["light"]["configs"].items()},
         "sources": {
             name: {k: v["gain"] for k, v in e["sources"].items()} for name, e in evaluations.items()
@@ -76,24 +93,26 @@ def passes(new: dict, shipped: dict) -> bool:
     )
 
 
-def ship(scale: int, stage: int) -> str:
+def ship(scale: int, stage: int, mild: bool = False) -> str:
     """Copy the stage's last weights into the package and point the registry at them."""
-    run = ROOT / "runs" / f"lite-x{scale}-stage{stage}"
-    target = WEIGHTS / f"lite-x{scale}.safetensors"
+    name = lineage(scale, mild)
+    key = f"lite-x{scale}-mild" if mild else f"lite-x{scale}"
+    run = ROOT / "runs" / f"{name}-stage{stage}"
+    target = WEIGHTS / f"{key}.safetensors"
     shutil.copyfile(run / "last.safetensors", target)
     sha = hashlib.sha256(target.read_bytes()).hexdigest()
     text = REGISTRY.read_text()
-    block = re.search(rf'"lite-x{scale}": WeightSpec\(.*?\n    \),', text, re.S)
+    block = re.search(rf'"{key}": WeightSpec\(.*?\n    \),', text, re.S)
     if block is None:
-        raise SystemExit(f"{REGISTRY}: no WeightSpec for lite-x{scale}")
+        raise SystemExit(f"{REGISTRY}: no WeightSpec for {key}; add one to PRETRAINED first")
     updated = re.sub(r'sha256="[0-9a-f]{64}"', f'sha256="{sha}"', block.group(0))
     updated = re.sub(
-        rf'"stage \d+ of experiments/configs/lite-x{scale}/;',
-        f'"stage {stage} of experiments/configs/lite-x{scale}/;',
+        rf'"stage \d+ of experiments/configs/{name}/;',
+        f'"stage {stage} of experiments/configs/{name}/;',
         updated,
     )
     REGISTRY.write_text(text.replace(block.group(0), updated))
-    shutil.copyfile(run / "log.jsonl", RESULTS / f"train-lite-x{scale}-stage{stage}.jsonl")
+    shutil.copyfile(run / "log.jsonl", RESULTS / f"train-{name}-stage{stage}.jsonl")
     return sha
 
 
@@ -104,13 +123,28 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--shipped", type=int, required=True, help="the stage shipped now")
     parser.add_argument("--ship", action="store_true", help="ship it if it passes the rule")
     parser.add_argument("--json", type=Path, help="write both summaries here")
+    parser.add_argument("--mild", action="store_true", help="a stage of the mild weights")
+    parser.add_argument(
+        "--general",
+        action="store_true",
+        help="with --mild: --shipped is a stage of the general weights (no mild ones shipped)",
+    )
     args = parser.parse_args(argv)
 
-    new = summary(load_evaluations(args.scale, args.stage))
-    shipped = summary(load_evaluations(args.scale, args.shipped))
+    new = summary(load_evaluations(args.scale, args.stage, args.mild))
+    if args.mild and args.general:  # the general weights on the inputs the mild ones would get
+        baseline = RESULTS / f"eval-lite-x{args.scale}-stage{args.shipped}-heldout45"
+        shipped = summary(
+            {
+                n: json.loads(Path(f"{baseline}{x}.json").read_text())
+                for n, x in MILD_EVALUATIONS.items()
+            }
+        )
+    else:
+        shipped = summary(load_evaluations(args.scale, args.shipped, args.mild))
     for label, s in ((f"stage {args.stage}", new), (f"stage {args.shipped} (shipped)", shipped)):
         means = " / ".join(f"{k} {v:+.3f}" for k, v in s["means"].items())
-        print(f"x{args.scale} {label}: {means}; mean of three {s['mean_of_three']:+.3f}")
+        print(f"x{args.scale} {label}: {means}; mean {s['mean_of_three']:+.3f}")
         print(f"  below bicubic (photos, pairs): {s['below_bicubic']}")
     ok = passes(new, shipped)
     print(f"passes the shipping rule: {ok}")
@@ -121,7 +155,8 @@ def main(argv: list[str] | None = None) -> int:
     if not ok:
         print("not shipped", file=sys.stderr)
         return 1
-    print(f"shipped lite-x{args.scale}: sha256 {ship(args.scale, args.stage)}")
+    sha = ship(args.scale, args.stage, args.mild)
+    print(f"shipped {lineage(args.scale, args.mild)} stage {args.stage}: sha256 {sha}")
     return 0
 
 

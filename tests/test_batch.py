@@ -56,7 +56,7 @@ def _photo(shape: tuple[int, ...], seed: int) -> np.ndarray:
     return np.clip(image + rng.normal(0, 5, image.shape), 0, 255).astype(np.uint8)
 
 
-def _expected(image: np.ndarray, weights: Path, **kwargs) -> np.ndarray:
+def _expected(image: np.ndarray, weights: Path | str, **kwargs) -> np.ndarray:
     model = load_model(weights, scale=2)
     options = InferenceOptions(scale=2, model=model, tile=TILE, device="cpu", **kwargs)
     steps = tiling.tiled_super_resolve_steps(image, options)
@@ -322,11 +322,24 @@ def test_a_timm_style_model_name_is_the_shipped_model_as_in_run(tmp_path):
     """``--model lite.x2`` names the shipped weights (not a file called lite.x2), recorded as
     its variant so that a rerun naming ``lite`` is the same job."""
     source = tmp_path / "small.zarr"
-    zarr.create_array(os.fspath(source), data=_photo((24, 32), 3))
+    image = _photo((24, 32), 3)
+    zarr.create_array(os.fspath(source), data=image)
     out = tmp_path / "out.zarr"
     assert main(["batch", str(source), str(out), "--model", "lite.x2", "--tile", str(TILE)]) == 0
     assert _state(out)["job"]["model"] == "lite" and _state(out)["complete"] is True
     assert run_batch(source, out, scale=2, model="lite").computed == 0  # found complete
+    # the plane shows no blocking grid: the weights for mild compression ran on it
+    result = zarr.open(store=os.fspath(out), mode="r")[:]
+    np.testing.assert_array_equal(result, _expected(image, "lite.mild"))
+    # a compression tag is part of the job, and is not routed
+    tagged = tmp_path / "strong.zarr"
+    assert (
+        main(["batch", str(source), str(tagged), "--model", "lite.x2.strong", "--tile", str(TILE)])
+        == 0
+    )
+    assert _state(tagged)["job"]["model"] == "lite.strong"
+    result = zarr.open(store=os.fspath(tagged), mode="r")[:]
+    np.testing.assert_array_equal(result, _expected(image, "lite.strong"))
 
 
 def test_batch_takes_the_speed_preset_as_run_does(tmp_path, weights):

@@ -17,6 +17,7 @@ import napari_cisr
 from napari_cisr import io
 from napari_cisr.io import read_image
 from napari_cisr.io.info import _ijg_table as ijg_table
+from napari_cisr.io.info import vp8_quantizer
 from napari_cisr.metadata import read_metadata
 from photo_files import display_p3_profile, save_camera_jpeg, smooth_photo
 
@@ -297,6 +298,29 @@ def test_jpeg_quality_estimate_every_quality_and_foreign_table():
     assert not exact and 70 <= est <= 85
     with pytest.raises(ValueError, match="64 entries"):
         io.estimate_jpeg_quality([1, 2, 3])
+
+
+@pytest.mark.parametrize("quality", [1, 5, 10, 25, 40, 44, 45, 50, 63, 75, 85, 95, 100])
+def test_webp_quality_estimate_roundtrips(tmp_path, rgb, quality):
+    # libwebp's default settings (Pillow's): the first segment's quantiser gives the quality
+    # back to within one (neighbouring qualities share an index)
+    path = tmp_path / "q.webp"
+    Image.fromarray(rgb).save(path, quality=quality)
+    info = io.image_info(path)
+    assert (info["codec"], info["lossless"], info["quality_exact"]) == ("webp", False, False)
+    assert abs(info["quality"] - quality) <= 1
+
+
+def test_webp_quality_estimate_reads_flat_and_extended_files(tmp_path, rgb):
+    flat = np.full((40, 56, 3), 128, np.uint8)  # one segment's worth of content
+    Image.fromarray(flat).save(tmp_path / "flat.webp", quality=70)
+    assert abs(io.image_info(tmp_path / "flat.webp")["quality"] - 70) <= 1
+    rgba = np.dstack([rgb, np.full(rgb.shape[:2], 200, np.uint8)])  # VP8X + ALPH chunks first
+    Image.fromarray(rgba).save(tmp_path / "alpha.webp", quality=60)
+    assert abs(io.image_info(tmp_path / "alpha.webp")["quality"] - 60) <= 1
+    Image.fromarray(rgb).save(tmp_path / "l.webp", lossless=True)
+    assert "quality" not in io.image_info(tmp_path / "l.webp")
+    assert vp8_quantizer(b"\x01" + bytes(40)) is None  # an interframe: no key-frame header
 
 
 def test_image_info_codecs_from_content(tmp_path, rgb):

@@ -334,6 +334,7 @@ def test_widget_shows_the_result_first_and_the_blocking_map_on_demand(
     meta = out.metadata["cisr"]
     assert meta["source"]["codec"] == "jpeg" and meta["source"]["quality"] == 15
     assert {"tile", "precision", "device", "self_ensemble", "values"} <= set(meta)
+    assert meta["model_run"] == str(weights_file)  # a weight file is never re-routed
     # the chooser does not follow the (selected) result, so a second Run uses the input again
     assert widget.image_layer.value is src
 
@@ -347,6 +348,21 @@ def test_widget_hints_that_a_clean_image_is_not_what_the_model_is_for(
     widget.params.iterations = 1
     _run_to_end(qtbot, widget)
     assert widget.status.tooltip.startswith("done — no JPEG blocking was found")
+    assert "may smooth a clean one (the model lite.mild is not)" in widget.status.tooltip
+
+
+def test_the_shipped_model_runs_the_weights_for_each_layer_s_compression(make_napari_viewer, qtbot):
+    viewer = make_napari_viewer()
+    (webp,) = viewer.open_sample(PLUGIN, "webp_q10")  # the file's quality decides: strong
+    viewer.add_image((_smooth_pattern(48, 40) * 255).astype(np.uint8), name="clean")
+    widget = _dock(viewer)
+    widget.params.iterations = 1
+    for layer, weights in ((webp, "lite.strong"), (viewer.layers["clean"], "lite.mild")):
+        widget.image_layer.value = layer
+        _run_to_end(qtbot, widget)
+        assert viewer.layers[f"{layer.name} ×2 (CISR)"].metadata["cisr"]["model_run"] == weights
+    # no file, no blocking in the pixels: the mild weights ran, and the status says so
+    assert widget.status.tooltip.endswith("the weights for mild compression ran")
 
 
 def test_widget_chooser_follows_the_selected_and_renamed_layers(make_napari_viewer, weights_file):

@@ -89,13 +89,14 @@ def test_fresh_weights_need_no_file():
     assert model.config.groups == 2 and model.config.scale == 4
 
 
-@pytest.mark.parametrize("scale", [2, 3, 4])
-def test_the_default_lite_weights_ship_with_a_valid_hash(scale):
-    spec = PRETRAINED[f"lite-x{scale}"]
+@pytest.mark.parametrize("key", list(PRETRAINED))
+def test_the_shipped_weights_have_a_valid_hash_and_load_by_name(key):
+    spec = PRETRAINED[key]
     path = packaged_weights_path(spec)
     assert sha256_of(path) == spec.sha256
-    model = load_model("lite", scale=scale)
-    assert model.config.scale == scale and model.config == variant_config("lite", scale)
+    model = load_model(f"{spec.variant}.{spec.compression}", scale=spec.scale)
+    assert model.config == variant_config(spec.variant, spec.scale)
+    assert {f"lite-x{s}" for s in (2, 3, 4)} <= set(PRETRAINED)  # general weights at every scale
 
 
 def test_model_config_reads_a_file_s_config_without_its_tensors(tmp_path):

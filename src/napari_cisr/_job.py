@@ -11,7 +11,7 @@ the next tile/iteration boundary.
 from __future__ import annotations
 
 from collections.abc import Generator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -49,10 +49,14 @@ class JobOutcome:
     blocking : BlockingReport or None
         :func:`napari_cisr.detect_blocking` of the first plane (grid, offset, score), computed
         in the worker so the GUI thread never waits for it; None for a lazy (dask) input.
+    models : list of str
+        The model that ran on each plane: a name routed by the plane's compression
+        (``lite.mild``, :mod:`napari_cisr.compression`), or the weight file given.
     """
 
     results: list[Any]
     blocking: Any = None
+    models: list[str] = field(default_factory=list)
 
 
 @evented
@@ -194,12 +198,19 @@ def run_job(
         (which the widget does on Cancel) closes the core's generator, which cancels it.
     """
     results: list[Any] = []
+    models: list[str] = []
     is_dask = any(is_dask_array(p) for p in planes)
     try:
+        from napari_cisr.compression import input_compression, is_routed, route_model
         from napari_cisr.inference import steps_for
 
         for k, plane in enumerate(planes):
-            steps = steps_for(plane, options)
+            plane_options = options
+            if is_routed(options.model):  # here, off the GUI thread: it reads the pixels
+                routed = route_model(options.model, options.scale, input_compression(plane))
+                plane_options = replace(options, model=routed)
+            models.append(str(plane_options.model))
+            steps = steps_for(plane, plane_options)
             try:
                 while True:
                     try:
@@ -220,7 +231,7 @@ def run_job(
             report = detect_blocking(np.asarray(planes[0]))
     except Exception as e:  # reported on the GUI thread, never raised inside Qt
         return JobFailed(e, dask_input=is_dask)
-    return JobOutcome(results, report)
+    return JobOutcome(results, report, models)
 
 
 def is_dask_array(array: Any) -> bool:

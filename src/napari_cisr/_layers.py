@@ -15,14 +15,16 @@ from __future__ import annotations
 import itertools
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from napari_cisr._job import REGIONS, SuperResolveParams, is_dask_array
+from napari_cisr.compression import compression_from_info, is_routed, route_model
 from napari_cisr.options import InferenceOptions
+from napari_cisr.registry import model_compression
 from napari_cisr.values import MIN_SIDE, ValueMapping, choose_mapping
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -133,14 +135,17 @@ def core_maps_it(mapping: ValueMapping, dtype: Any) -> bool:
     return np.issubdtype(dtype, np.floating) and (mapping.low, mapping.high) == (0.0, 1.0)
 
 
-def no_blocking_hint(report: Any) -> str:
-    """A one-line hint when the input shows no JPEG blocking (an uncompressed image)."""
-    if report is not None and report.grid is None:
-        return (
-            " — no JPEG blocking was found in this image: the model is meant for "
-            "compressed images, and may smooth a clean one"
-        )
-    return ""
+def no_blocking_hint(report: Any, models: Sequence[str] = ()) -> str:
+    """A one-line hint when the input shows no JPEG blocking (an uncompressed image): which
+    weights ran on it, or, where weights for strong compression ran, that they may smooth it."""
+    if report is None or report.grid is not None:
+        return ""
+    if models and all(model_compression(m) == "mild" for m in models):
+        return " — no JPEG blocking was found in this image: the weights for mild compression ran"
+    return (
+        " — no JPEG blocking was found in this image: these weights are meant for "
+        "compressed images, and may smooth a clean one (the model lite.mild is not)"
+    )
 
 
 #: A preview region is grown to multiples of this (JPEG's 8×8 and 16×16 MCUs, WebP's 16×16
@@ -275,6 +280,10 @@ def plan_job(
         self_ensemble=bool(p.self_ensemble),
         intermediates=bool(p.intermediates or p.blocking_map),
     ).validate()  # the CLI's checks, in the CLI's words
+    source = {k: layer.metadata[k] for k in _SOURCE_KEYS if k in layer.metadata}
+    compression = compression_from_info(source)  # what the file says; else the pixels, later
+    if compression is not None and is_routed(options.model):
+        options = replace(options, model=route_model(options.model, p.scale, compression))
     data = layer.data[0] if layer.multiscale else layer.data
     lead_shape = tuple(data.shape[: layer.ndim - 2])
     if lead_shape and not p.whole_stack:
@@ -319,13 +328,18 @@ def plan_job(
 
 
 def add_result_layers(
-    viewer: napari.viewer.Viewer, job: PlaneJob, results: list[Any], report: Any
+    viewer: napari.viewer.Viewer,
+    job: PlaneJob,
+    results: list[Any],
+    report: Any,
+    models: Sequence[str] = (),
 ) -> Any:
     """Add ``job``'s results to ``viewer``; returns the result layer (added last, selected).
 
     The blocking map and the ARM/REM estimates of every iteration are added hidden, each
-    with what it means in its metadata; the result carries every setting and the source
-    file's codec.
+    with what it means in its metadata; the result carries every setting, the source
+    file's codec and, as ``model_run``, the model that ran on the planes (``models``, as
+    :class:`napari_cisr._job.JobOutcome` lists them).
     """
     layer, p, s = job.layer, job.params, job.params.scale
     plane = job.current_plane or ()
@@ -342,6 +356,8 @@ def add_result_layers(
     source_codec = {k: layer.metadata[k] for k in _SOURCE_KEYS if k in layer.metadata}
     if source_codec:  # what the reader found out about the input file
         cisr["source"] = source_codec
+    if models:  # the weights each plane's compression chose (napari_cisr.compression)
+        cisr["model_run"] = ", ".join(dict.fromkeys(models))
     what = f"×{s}"
     if job.window is not None:
         rows, cols = job.window

@@ -113,9 +113,9 @@ def layer_data(path: str | os.PathLike) -> LayerData:
     tuple
         Data (numpy, dask, or a list of dask levels for a multiscale group), layer kwargs
         (``name``, ``rgb``, ``metadata`` with the file's ``image_info`` -- codec and estimated
-        JPEG quality --, for zarr ``multiscale``, and for a TIFF or zarr saved by napari-cisr
-        the ``scale``/``translate`` and metadata it was saved with, the saved description of
-        its source file excepted) and the layer type.
+        JPEG or WebP quality --, for zarr ``multiscale``, and for a TIFF or zarr saved by
+        napari-cisr the ``scale``/``translate`` and metadata it was saved with, the saved
+        description of its source file excepted) and the layer type.
 
     Raises
     ------

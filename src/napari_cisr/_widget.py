@@ -51,7 +51,7 @@ from napari_cisr._layers import (
     plan_job,
 )
 from napari_cisr.options import PRESET_HELP, PRESETS
-from napari_cisr.registry import PRECISIONS, shipped_variants
+from napari_cisr.registry import COMPRESSIONS, PRECISIONS, PRETRAINED, shipped_variants
 from napari_cisr.values import VALUE_RANGES
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -70,8 +70,13 @@ def _precisions() -> list[str]:
 
 
 def _model_names() -> tuple[str, ...]:
-    """The variants with shipped weights (others need a weight file: the *weights* field)."""
-    return shipped_variants() or ("lite",)
+    """The variants with shipped weights, each then tagged with every compression it ships
+    weights for (others need a weight file: the *weights* field)."""
+    names = []
+    for variant in shipped_variants() or ("lite",):
+        tags = [spec.compression for spec in PRETRAINED.values() if spec.variant == variant]
+        names += [variant, *(f"{variant}.{tag}" for tag in COMPRESSIONS if tag in tags)]
+    return tuple(names)
 
 
 def _devices() -> list[str]:
@@ -199,7 +204,11 @@ class SuperResolveWidget(Container):
         }
         tooltips = {
             "scale": "how many times larger the result is on each side",
-            "model": "the shipped network for this scale (docs/models.md)",
+            "model": (
+                "the shipped network for this scale (docs/models.md): lite runs the weights "
+                "trained for the image's compression (from its file, else its blocking); "
+                ".mild / .strong choose them"
+            ),
             "weights": "optional trained weight file; overrides the model choice",
             "iterations": "unfolding iterations J (ARM then REM, J times); "
             "'model default' uses the number it was trained with",
@@ -429,10 +438,10 @@ class SuperResolveWidget(Container):
         if job is None or outcome is None:  # aborted
             return
         try:
-            add_result_layers(self._viewer, job, outcome.results, outcome.blocking)
+            add_result_layers(self._viewer, job, outcome.results, outcome.blocking, outcome.models)
         except Exception as e:  # never raise inside Qt
             self._notify_error(f"napari-cisr: could not add the result: {type(e).__name__}: {e}")
             return
         self.progress.value = 1000
         mapped = f" ({job.mapping.describe()})" if job.mapping is not None else ""
-        self.set_status("done" + mapped + no_blocking_hint(outcome.blocking))
+        self.set_status("done" + mapped + no_blocking_hint(outcome.blocking, outcome.models))

@@ -44,6 +44,7 @@ even then only when it is a zarr store (a non-zarr folder is never deleted).
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import itertools
 import logging
 import math
@@ -304,6 +305,7 @@ class _Work:
         return itertools.chain.from_iterable(streams), total, skipped
 
     def _network_planes(self, item: Item) -> Iterator[tuple[tuple[int, ...], Any, Any, int, dict]]:
+        from napari_cisr.compression import is_routed, route_model
         from napari_cisr.tiling import build_tiled_dask, lazy_grid
 
         for lead, plane in planes(item, item.source):
@@ -311,7 +313,12 @@ class _Work:
             # submitted one after the other.
             lazy = lazy_grid(plane)
             grid = self.cluster.client.compute(lazy, optimize_graph=False)
-            built = build_tiled_dask(plane, self.options, halo=self.halo, grid=lazy)
+            options = self.options
+            if is_routed(options.model):  # the plane's blocking grid chooses the weights
+                compression = "strong" if grid.result() is not None else "mild"
+                routed = route_model(options.model, self.scale, compression)
+                options = dataclasses.replace(options, model=routed)
+            built = build_tiled_dask(plane, options, halo=self.halo, grid=lazy)
             yield lead, built.result.image, built.tiles, built.plan.reach, {lazy.key: grid}
 
     def _blocks(self, item: Item, path: str, lazy_planes: Iterator) -> Iterator[Any]:

@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from napari_cisr.compression import input_compression, is_routed, route_model
 from napari_cisr.engine.core import (
     DIHEDRAL,
     Progress,
@@ -99,6 +100,9 @@ def steps_for(
     here.
     """
     check_image(image)
+    if is_routed(options.model):  # one set of weights per image, from its compression
+        compression = input_compression(image)
+        options = replace(options, model=route_model(options.model, options.scale, compression))
     if is_dask(image):
         return tiled_super_resolve_dask(image, options)
     target = resolve_device(options.device)
@@ -174,7 +178,10 @@ def super_resolve(
         2, 3 or 4.
     model : str, Path or CISRPSI
         A model name with shipped weights ("lite", or "lite.x2" naming the scale too:
-        :func:`napari_cisr.registry.list_models`), a weight file, or a loaded network.
+        :func:`napari_cisr.registry.list_models`), a weight file, or a loaded network. A name
+        runs the weights trained for the image's compression: the mild ones where it shows
+        no JPEG blocking grid, the general ones where it does (:mod:`napari_cisr.compression`);
+        a tag chooses them instead ("lite.mild", "lite.strong").
     iterations : int, optional
         Unfolding iterations J (default: the model's).
     tile : int, optional

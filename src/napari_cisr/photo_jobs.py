@@ -281,8 +281,9 @@ def process_photo(
         The input could not be read or processed, or the output format cannot hold the
         result; the message is one line.
     """
+    from napari_cisr.compression import input_compression, is_routed, route_model
     from napari_cisr.inference import steps_for
-    from napari_cisr.io import ImageReadError, read_image, write_image
+    from napari_cisr.io import ImageReadError, image_info, read_image, write_image
     from napari_cisr.metadata import apply_orientation as upright
     from napari_cisr.metadata import read_metadata
 
@@ -298,6 +299,14 @@ def process_photo(
         # should hear about; gray WebPs arrive as RGB and are collapsed by read_image. Not
         # for TIFF: 2-D TIFFs are the usual scientific input, a line each would be noise.
         log.info("%s: grayscale image, processed as one channel", job.name)
+    if is_routed(options.model):  # the file's own compression chooses the weights
+        try:
+            info = image_info(job.source)
+        except ImageReadError:  # read, so only a header oddity: the pixels decide
+            info = None
+        compression = input_compression(image, info)
+        options = replace(options, model=route_model(options.model, options.scale, compression))
+        log.debug("%s: %s", job.name, options.model)  # -v shows it
     steps = steps_for(image, options)
     try:
         while True:

@@ -5,7 +5,10 @@ the accepted precisions. The CLI and the widget validate against it before torch
 :mod:`napari_cisr.weights` loads what it names.
 
 A model is named as in timm: ``<variant>.x<scale>`` (``lite.x2``), or by its variant alone
-(``lite``) where the scale is given separately; :func:`list_models` lists the names.
+(``lite``) where the scale is given separately; :func:`list_models` lists the names. A name may
+end with the compression its weights were trained for, as timm's pretrained tags
+(``lite.x2.mild``, ``lite.strong``: :data:`COMPRESSIONS`); a name without one is routed per
+input by :mod:`napari_cisr.compression`.
 """
 
 from __future__ import annotations
@@ -14,6 +17,8 @@ import re
 from dataclasses import dataclass
 
 __all__ = [
+    "COMPRESSIONS",
+    "DEFAULT_COMPRESSION",
     "DEFAULT_SCALE",
     "MODEL_NAMES",
     "PRECISIONS",
@@ -22,8 +27,11 @@ __all__ = [
     "WeightSpec",
     "check_model",
     "list_models",
+    "model_compression",
     "parse_model_name",
+    "pretrained_key",
     "shipped_variants",
+    "with_compression",
 ]
 
 #: Every architecture variant (model/config.py); only some have shipped weights.
@@ -35,8 +43,23 @@ SCALES: tuple[int, ...] = (2, 3, 4)
 #: The scale of a bare variant name when no scale is given.
 DEFAULT_SCALE = 2
 
-#: A timm-style model name: ``<variant>.x<scale>``.
-_NAME = re.compile(r"(?P<variant>.+)\.x(?P<scale>\d+)")
+#: What a set of shipped weights was trained for. ``strong``: every compression, the paper's
+#: JPEG q10-50 and WebP q5-40 weighted most (the general weights, what a model name without a
+#: tag loads where no input decides); ``mild``: JPEG quality 55 and above, WebP 45 and above
+#: and uncompressed input only, where it restores more detail (docs/models.md, *Mild
+#: compression*).
+COMPRESSIONS: tuple[str, ...] = ("strong", "mild")
+
+#: The weights a name without a compression tag loads when no input decides.
+DEFAULT_COMPRESSION = "strong"
+
+#: A timm-style model name: ``<variant>``, ``<variant>.x<scale>``, each optionally followed by
+#: ``.<compression>``.
+_NAME = re.compile(
+    r"(?P<variant>[^.]+)(?:\.x(?P<scale>\d+))?(?:\.(?P<compression>"
+    + "|".join(COMPRESSIONS)
+    + r"))?"
+)
 
 
 @dataclass(frozen=True)
@@ -48,9 +71,19 @@ class WeightSpec:
     filename: str
     sha256: str
     description: str = ""
+    #: What the weights were trained for (:data:`COMPRESSIONS`).
+    compression: str = DEFAULT_COMPRESSION
 
 
-#: Shipped weights, keyed "<variant>-x<scale>". Produced by ``napari-cisr train`` (docs/models.md).
+def pretrained_key(variant: str, scale: int, compression: str = DEFAULT_COMPRESSION) -> str:
+    """The :data:`PRETRAINED` key of a variant's weights at a scale for a compression:
+    ``lite-x2`` (the general weights), ``lite-x2-mild``."""
+    tail = "" if compression == DEFAULT_COMPRESSION else f"-{compression}"
+    return f"{variant}-x{scale}{tail}"
+
+
+#: Shipped weights, keyed by :func:`pretrained_key`. Produced by ``napari-cisr train``
+#: (docs/models.md).
 PRETRAINED: dict[str, WeightSpec] = {
     "lite-x2": WeightSpec(
         variant="lite",
@@ -61,6 +94,17 @@ PRETRAINED: dict[str, WeightSpec] = {
             "stage 39 of experiments/configs/lite-x2/; its lineage, data, commands and "
             "scores are in docs/models.md"
         ),
+    ),
+    "lite-x2-mild": WeightSpec(
+        variant="lite",
+        scale=2,
+        filename="lite-x2-mild.safetensors",
+        sha256="de9e713ec7869a933e0b0c05545b44d1e73ef8277e8d69f2ce04a88d497ca525",
+        description=(
+            "stage 1 of experiments/configs/lite-mild-x2/; its lineage, data, commands and "
+            "scores are in docs/models.md"
+        ),
+        compression="mild",
     ),
     "lite-x3": WeightSpec(
         variant="lite",
@@ -116,17 +160,42 @@ def parse_model_name(name: str, scale: int | None = None) -> tuple[str, int] | N
     (then it is the path of a weight file).
 
     ``"lite"`` takes ``scale`` (default :data:`DEFAULT_SCALE`); ``"lite.x3"`` carries its
-    own, and a different ``scale`` beside it is a ValueError.
+    own, and a different ``scale`` beside it is a ValueError. A compression tag
+    (``"lite.x3.mild"``) is allowed and left out: :func:`model_compression` reads it.
     """
     match = _NAME.fullmatch(name)
-    variant, named_scale = (match["variant"], int(match["scale"])) if match else (name, None)
-    if variant not in MODEL_NAMES:
+    if match is None or match["variant"] not in MODEL_NAMES:
         return None
-    if named_scale is None:
+    variant = match["variant"]
+    if match["scale"] is None:
         return variant, DEFAULT_SCALE if scale is None else scale
+    named_scale = int(match["scale"])
     if scale is not None and scale != named_scale:
         raise ValueError(f"model '{name}' is for x{named_scale}, not x{scale}")
     return variant, named_scale
+
+
+def model_compression(name: str) -> str | None:
+    """The compression tag of a model name (``"mild"`` for ``"lite.x2.mild"``), None without one
+    (or for a weight file's path)."""
+    match = _NAME.fullmatch(name)
+    if match is None or match["variant"] not in MODEL_NAMES:
+        return None
+    return match["compression"]
+
+
+def with_compression(name: str, compression: str) -> str:
+    """A model name with its compression tag set: ``with_compression("lite.x2", "mild")`` is
+    ``"lite.x2.mild"``; ValueError for an unknown compression or a name that is not a model's."""
+    if compression not in COMPRESSIONS:
+        raise ValueError(
+            f"compression must be one of {', '.join(COMPRESSIONS)}, not {compression!r}"
+        )
+    match = _NAME.fullmatch(name)
+    if match is None or match["variant"] not in MODEL_NAMES:
+        raise ValueError(f"'{name}' is not a model name")
+    scale = "" if match["scale"] is None else f".x{match['scale']}"
+    return f"{match['variant']}{scale}.{compression}"
 
 
 def shipped_variants() -> tuple[str, ...]:
@@ -137,17 +206,23 @@ def shipped_variants() -> tuple[str, ...]:
 def check_model(name: str, scale: int) -> None:
     """Raise ValueError (one line) unless ``name`` has shipped weights at ``scale``.
 
-    Only for model names (``lite``, ``lite.x2``: :func:`parse_model_name`); weight files are
-    checked when they are read.
+    Only for model names (``lite``, ``lite.x2``, ``lite.x2.mild``: :func:`parse_model_name`);
+    weight files are checked when they are read. A name without a compression tag needs the
+    general weights (:data:`DEFAULT_COMPRESSION`).
     """
     variant, scale = parse_model_name(name, scale) or (name, scale)
-    if f"{variant}-x{scale}" in PRETRAINED:
+    compression = model_compression(name) or DEFAULT_COMPRESSION
+    if pretrained_key(variant, scale, compression) in PRETRAINED:
         return
-    shipped = ", ".join(
-        f"{v} (x{', x'.join(str(s.scale) for s in PRETRAINED.values() if s.variant == v)})"
+    scales = {
+        v: [s.scale for s in PRETRAINED.values() if s.variant == v and s.compression == compression]
         for v in shipped_variants()
+    }
+    shipped = ", ".join(
+        f"{v} (x{', x'.join(map(str, found))})" for v, found in scales.items() if found
     )
+    what = "" if compression == DEFAULT_COMPRESSION else f" for {compression} compression"
     raise ValueError(
-        f"model '{name}' has no shipped weights at x{scale}; shipped: {shipped or 'none'}. "
+        f"model '{name}' has no shipped weights{what} at x{scale}; shipped: {shipped or 'none'}. "
         "For another variant, pass a weight file from `napari-cisr train`"
     )

@@ -22,12 +22,15 @@ import torch
 
 from napari_cisr.model import CISRPSI, CISRConfig, build_model, variant_config
 from napari_cisr.registry import (
+    DEFAULT_COMPRESSION,
     DEFAULT_SCALE,
     MODEL_NAMES,
     PRETRAINED,
     WeightSpec,
     list_models,
+    model_compression,
     parse_model_name,
+    pretrained_key,
 )
 from napari_cisr.runtime import resolve_device
 
@@ -126,22 +129,28 @@ def packaged_weights_path(spec: WeightSpec) -> Path:
     return path
 
 
-def _named(name_or_path: str | Path, scale: int | None) -> tuple[str, int] | None:
-    """(variant, scale) of a model name (``lite``, ``lite.x2``), None for a weight file."""
+def _named(name_or_path: str | Path, scale: int | None) -> tuple[str, int, str] | None:
+    """(variant, scale, compression) of a model name (``lite``, ``lite.x2``, ``lite.x2.mild``;
+    :data:`DEFAULT_COMPRESSION` without a tag), None for a weight file."""
     try:
-        return parse_model_name(str(name_or_path), scale)
+        named = parse_model_name(str(name_or_path), scale)
     except ValueError as error:  # "lite.x3" with scale=2
         raise WeightsError(str(error)) from None
+    if named is None:
+        return None
+    return (*named, model_compression(str(name_or_path)) or DEFAULT_COMPRESSION)
 
 
-def _shipped(variant: str, scale: int, fix: str = "") -> WeightSpec:
-    """The shipped weights of a variant at a scale, or a one-line WeightsError naming those
-    that ship (and ``fix``, what the caller can do instead)."""
-    spec = PRETRAINED.get(f"{variant}-x{scale}")
+def _shipped(variant: str, scale: int, compression: str, fix: str = "") -> WeightSpec:
+    """The shipped weights of a variant at a scale for a compression, or a one-line
+    WeightsError naming those that ship (and ``fix``, what the caller can do instead)."""
+    spec = PRETRAINED.get(pretrained_key(variant, scale, compression))
     if spec is None:
         available = ", ".join(list_models(pretrained=True)) or "none"
+        what = "" if compression == DEFAULT_COMPRESSION else f" for {compression} compression"
         raise WeightsError(
-            f"no shipped weights for model '{variant}' at x{scale} (available: {available}){fix}"
+            f"no shipped weights for model '{variant}'{what} at x{scale} (available: "
+            f"{available}){fix}"
         )
     return spec
 
@@ -172,7 +181,7 @@ def model_config(name_or_path: str | Path = "lite", scale: int | None = None) ->
     named = _named(name_or_path, scale)
     if named is not None:
         _shipped(*named)
-        return variant_config(*named)
+        return variant_config(*named[:2])
     scale = DEFAULT_SCALE if scale is None else scale
     path = Path(name_or_path)
     if path.suffix != ".safetensors":
@@ -214,8 +223,10 @@ def load_model(
     ----------
     name_or_path : str or Path
         A model name, a variant (``"lite"``, ``"tiny"``, ``"full"``) or a variant at a scale
-        (``"lite.x2"``, as :func:`napari_cisr.registry.list_models` lists them), or the path of
-        a weight file (``.safetensors``, or ``.pt``/``.pth`` holding plain tensors).
+        (``"lite.x2"``, as :func:`napari_cisr.registry.list_models` lists them), either with
+        a compression tag (``"lite.x2.mild"``: the weights trained for that compression; the
+        general ones without a tag), or the path of a weight file (``.safetensors``, or
+        ``.pt``/``.pth`` holding plain tensors).
     scale : int, optional
         2, 3 or 4; default the scale in the name, else 2. A name's scale and a different
         ``scale`` are refused; for a file, it must match the file's config when the file has
@@ -233,7 +244,7 @@ def load_model(
     target = resolve_device(device)
     named = _named(name_or_path, scale)
     if named is not None:
-        model = build_model(variant_config(*named))
+        model = build_model(variant_config(*named[:2]))
         if pretrained:
             spec = _shipped(*named, fix="; pass pretrained=False or a weight file")
             _, state = read_weights(packaged_weights_path(spec))

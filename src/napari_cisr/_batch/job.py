@@ -31,7 +31,12 @@ REPORT_KEYS = frozenset({"failed_on_read", "torch_threads"})
 
 def check_job_arguments(model: Any, scale: int, precision: str) -> tuple[Any, str]:
     """(the model's config, how workers name the model); BatchError for what cannot run."""
-    from napari_cisr.registry import PRECISIONS, parse_model_name
+    from napari_cisr.registry import (
+        PRECISIONS,
+        model_compression,
+        parse_model_name,
+        with_compression,
+    )
     from napari_cisr.weights import WeightsError, model_config
 
     if scale not in (2, 3, 4):
@@ -43,12 +48,16 @@ def check_job_arguments(model: Any, scale: int, precision: str) -> tuple[Any, st
     except (WeightsError, ValueError) as error:
         raise BatchError(str(error)) from None
     # Workers get the model by name, or by absolute path (loaded once per worker process). A
-    # name is recorded as its variant ("lite.x2" as "lite", the scale being the job's own), so
-    # a rerun naming the same model either way resumes the store.
+    # name is recorded as its variant ("lite.x2" as "lite", the scale being the job's own) and
+    # its compression tag if it has one ("lite.x2.mild" as "lite.mild"; without one each plane
+    # is routed by its blocking, the same on every rerun), so a rerun naming the same model
+    # either way resumes the store.
     model_ref = os.fspath(model)
     named = parse_model_name(model_ref, scale)  # model_config refused a scale mismatch
-    model_ref = named[0] if named is not None else os.fspath(Path(model_ref).resolve())
-    return config, model_ref
+    if named is None:
+        return config, os.fspath(Path(model_ref).resolve())
+    tag = model_compression(model_ref)
+    return config, named[0] if tag is None else with_compression(named[0], tag)
 
 
 def stored_job(output: Path) -> dict[str, Any] | None:

@@ -34,7 +34,11 @@ def check_options(args: argparse.Namespace) -> None:
 def model_help() -> str:
     from napari_cisr.registry import shipped_variants
 
-    return f"{', '.join(shipped_variants())} (shipped weights) or a weight file"
+    names = ", ".join(shipped_variants())
+    return (
+        f"{names} (shipped weights: those trained for each input's compression, from its file "
+        "or its blocking; add .mild or .strong to choose them) or a weight file"
+    )
 
 
 def common_model_args(

@@ -7,7 +7,7 @@ every caller gets the same behaviour:
   and keeps its dtype (8-bit stays ``uint8``, 16-bit PNG/TIFF stay ``uint16``, float TIFF stays
   float). Every failure is an :class:`ImageReadError` whose message is one line naming the file.
 * :func:`image_info` reports the codec and, for a JPEG, the IJG quality estimated from its
-  quantisation tables.
+  quantisation tables; for a lossy WebP, the libwebp quality estimated from its frame header.
 * :func:`write_image` and :func:`write_zarr` are atomic (a temporary file or folder beside the
   target is moved into place, and removed on failure) and never overwrite unless asked.
 * :func:`open_zarr` opens a zarr array or a multiscale OME-Zarr group lazily as dask.

@@ -1,4 +1,4 @@
-"""What a file is, without decoding its pixels: codec, shape, JPEG quality, WebP kind."""
+"""What a file is, without decoding its pixels: codec, shape, JPEG and WebP quality, WebP kind."""
 
 from __future__ import annotations
 
@@ -73,6 +73,109 @@ def estimate_jpeg_quality(luma_table: Any) -> tuple[int, bool]:
     return quality, bool(err.min() == 0)
 
 
+class _BoolDecoder:
+    """VP8's boolean entropy decoder (RFC 6386, section 7.3), enough to read a frame header."""
+
+    def __init__(self, data: bytes) -> None:
+        self.data, self.pos = data, 2
+        self.value = (data[0] << 8) | data[1] if len(data) >= 2 else 0
+        self.range, self.bit_count = 255, 0
+
+    def bool(self, probability: int = 128) -> int:
+        split = 1 + (((self.range - 1) * probability) >> 8)
+        if self.value >= split << 8:
+            bit, self.range, self.value = 1, self.range - split, self.value - (split << 8)
+        else:
+            bit, self.range = 0, split
+        while self.range < 128:
+            self.value, self.range = self.value << 1, self.range << 1
+            self.bit_count += 1
+            if self.bit_count == 8:
+                self.bit_count = 0
+                if self.pos < len(self.data):
+                    self.value |= self.data[self.pos]
+                self.pos += 1
+        return bit
+
+    def literal(self, bits: int) -> int:
+        value = 0
+        for _ in range(bits):
+            value = (value << 1) | self.bool()
+        return value
+
+    def signed(self, bits: int) -> int:
+        """A flagged, signed field: 0 when its flag is off."""
+        if not self.bool():
+            return 0
+        magnitude = self.literal(bits)
+        return -magnitude if self.bool() else magnitude
+
+
+def vp8_quantizer(frame: bytes) -> tuple[int, bool] | None:
+    """The luma AC quantiser index (0-127) of a VP8 key frame's first segment, and whether
+    the frame is segmented.
+
+    Reads the frame header of RFC 6386 (sections 9.2-9.6, 19.2) up to ``y_ac_qi``. With
+    segmentation on (libwebp's default: four segments, each with its own index, absolute or
+    as a delta from ``y_ac_qi``), the first segment's. None for an interframe or a truncated
+    header.
+    """
+    if len(frame) < 12 or frame[0] & 1 or frame[3:6] != b"\x9d\x01\x2a":
+        return None  # not a key frame: a WebP's only frame always is one
+    header = _BoolDecoder(frame[10:])
+    header.literal(2)  # colour space, clamping type
+    segment_quantizers, absolute, segmented = None, False, False
+    if header.bool():  # segmentation enabled
+        segmented = True
+        update_map = header.bool()
+        if header.bool():  # segment feature data follows
+            absolute = bool(header.bool())
+            segment_quantizers = [header.signed(7) for _ in range(4)]
+            for _ in range(4):
+                header.signed(6)  # loop-filter levels
+        if update_map:
+            for _ in range(3):
+                if header.bool():
+                    header.literal(8)  # segment-map probabilities
+    header.literal(1 + 6 + 3)  # filter type, loop-filter level, sharpness
+    if header.bool() and header.bool():  # loop-filter deltas, updated
+        for _ in range(8):
+            header.signed(6)
+    header.literal(2)  # log2 of the DCT partitions
+    base = header.literal(7)
+    if header.pos > len(frame) - 10:
+        return None
+    if segment_quantizers is None:
+        return base, segmented
+    first = segment_quantizers[0] if absolute else base + segment_quantizers[0]
+    return int(np.clip(first, 0, 127)), segmented
+
+
+#: libwebp's spatial noise shaping at its default strength (50) raises the first segment's
+#: compression to this power (``VP8SetSegmentParams``: ``1 − 0.9·(50/100)/128·(−127)``; its
+#: segment "alpha" is always the lowest, −127, on every photo tried with libwebp 1.6).
+_FIRST_SEGMENT_EXPONENT = 1.0 + 0.9 * 0.5 / 128 * 127
+
+
+def estimate_webp_quality(quantizer: int, segmented: bool = True) -> int:
+    """The libwebp quality (1..100) that gives a frame's first segment ``quantizer``.
+
+    Inverts libwebp's mapping (``src/enc/quant_enc.c``: ``q = ⌊127·(1 − c^e)⌋`` with
+    ``c = l^(1/3)``, ``l = 2Q/3`` below Q = 0.75 and ``2Q − 1`` above, and ``e`` the first
+    segment's noise-shaping exponent, 1 without segments), from the middle of the index's
+    interval. Exact to ±1 for libwebp's default settings (Pillow, ``cwebp`` without
+    ``-sns``; ``tests/test_io.py``); a stronger noise shaping (``cwebp -preset photo``) reads
+    as a lower quality.
+    """
+    index = min(max(quantizer, 0), 127) + 0.5
+    compression = max(1.0 - index / 127.0, 0.0)
+    if segmented:
+        compression = compression ** (1.0 / _FIRST_SEGMENT_EXPONENT)
+    linear = compression**3
+    quality = linear * 1.5 if linear < 0.5 else (linear + 1.0) / 2.0
+    return int(np.clip(round(100 * quality), 1, 100))
+
+
 def _webp_kind(path: Path) -> dict[str, Any]:
     with open(path, "rb") as f:
         head = f.read(4096)
@@ -92,6 +195,11 @@ def _webp_kind(path: Path) -> dict[str, Any]:
         info["lossless"] = True
     elif b"VP8 " in fourccs:
         info["lossless"] = False
+        if fourccs[-1] == b"VP8 " and b"ANIM" not in fourccs:
+            found = vp8_quantizer(head[pos + 8 : pos + 8 + 64])
+            if found is not None:
+                info["quality"] = estimate_webp_quality(*found)
+                info["quality_exact"] = False
     info["animated"] = b"ANIM" in fourccs
     return info
 
@@ -112,7 +220,9 @@ def image_info(path: str | os.PathLike) -> dict[str, Any]:
         and ``mode`` (Pillow's, or ``"tiff"``). For JPEG also ``quality`` (estimated IJG
         quality, see :func:`estimate_jpeg_quality`), ``quality_exact``, ``subsampling``
         (``"4:2:0"``, ``"4:2:2"``, ``"4:4:4"`` or ``None`` for grayscale) and ``progressive``.
-        For WebP also ``lossless`` and ``animated`` when the header says.
+        For WebP also ``lossless`` and ``animated`` when the header says, and for a lossy
+        still WebP ``quality`` (estimated libwebp quality, see :func:`estimate_webp_quality`)
+        with ``quality_exact`` False.
 
     Raises
     ------

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
+from napari_cisr.compression import input_compression, is_routed, route_model
 from napari_cisr.degrade import (
     DEGRADATIONS,
     TRAIN_CONFIGS,
@@ -25,6 +26,7 @@ from napari_cisr.degrade import (
     bicubic_upscale,
     config_name,
     mixture,
+    parse_config,
 )
 from napari_cisr.inference import super_resolve
 from napari_cisr.metrics import psnr_y, ssim_y
@@ -95,6 +97,24 @@ def evaluation_pairs(
             yield path, label, truth, chosen.compress(clean_lr[key], codec, quality)
 
 
+def file_info(label: str) -> dict[str, object]:
+    """What a file holding a configuration's z would tell :mod:`napari_cisr.compression`: a
+    JPEG or WebP its quality (both estimated exactly from files Pillow writes:
+    ``tests/test_io.py``); an uncompressed z, nothing (a PNG: its pixels decide)."""
+    codec, quality = parse_config(label)
+    if codec in ("jpeg", "webp"):
+        return {"codec": codec, "quality": quality, "lossless": False}
+    return {}
+
+
+def model_for(model: str | Path, scale: int, label: str, z: np.ndarray) -> str | Path:
+    """The model that runs on one pair's ``z``: a name routed as a user's file of that
+    configuration would be (:func:`file_info`, then its pixels), anything else unchanged."""
+    if not is_routed(model):
+        return model
+    return route_model(model, scale, input_compression(z, file_info(label)))
+
+
 def degradation_means(report: dict) -> dict[str, dict[str, float]]:
     """Per member of a report's degradation mixture (``napari-cisr eval --degradation
     realistic``): how many photo × configuration pairs it made, their mean gain and how many of
@@ -162,11 +182,14 @@ def evaluate(
     per_photo: dict[str, dict[str, dict[str, float]]] = {}
     last_label = config_name(*configs[-1]) if configs else None  # a photo is done after it
     pairs = evaluation_pairs(photos, scale, configs, downscale, degradation)
+    models_run: dict[str, set[str]] = {}
     for path, label, truth, z in pairs:
+        run = model_for(model, scale, label, z)
+        models_run.setdefault(label, set()).add(str(run))
         output = super_resolve(
             z,
             scale=scale,
-            model=model,
+            model=run,
             iterations=iterations,
             device=device,
             precision=precision,
@@ -203,6 +226,8 @@ def evaluate(
         "self_ensemble": self_ensemble,
         "configs": table,
     }
+    if is_routed(model):  # which weights each configuration's inputs went to
+        report["models_run"] = {label: ", ".join(sorted(m)) for label, m in models_run.items()}
     report = summarise(report)
     report["sources"] = source_means(per_photo, {label_of[p]: photo_source(p) for p in photos})
     if members := degradation_means({**report, "per_photo": per_photo}):
@@ -250,6 +275,11 @@ def format_table(report: dict) -> str:
         )
         + f", {len(report['photos'])} photos"
     )
+    if routed := report.get("models_run"):  # which weights each configuration ran
+        runs: dict[str, list[str]] = {}
+        for label, models in routed.items():
+            runs.setdefault(models, []).append(label)
+        title += "; " + "; ".join(f"{m} on {', '.join(labels)}" for m, labels in runs.items())
     trained = {config_name(c, q) for c, q in TRAIN_CONFIGS}
     n_trained = sum(label in trained for label in report["configs"])
     n_other = len(report["configs"]) - n_trained

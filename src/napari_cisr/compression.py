@@ -1,0 +1,157 @@
+"""Which shipped weights suit an input: routing a model name by the input's compression.
+
+A model name with a compression tag (``lite.x2.mild``) names its weights. A name without one
+(``lite``, ``lite.x2``) is routed per input to the weights trained for its compression
+(:data:`napari_cisr.registry.COMPRESSIONS`):
+
+1. What the file says (:func:`compression_from_info`): a JPEG's quality, estimated from its
+   quantisation table, at least :data:`MILD_JPEG_QUALITY` → ``mild``, below → ``strong``; a
+   WebP's, estimated from its frame header, at least :data:`MILD_WEBP_QUALITY` → ``mild``,
+   below → ``strong``; a lossless WebP → ``mild``
+   (:func:`napari_cisr.io.image_info` estimates the qualities).
+2. Otherwise, what the pixels show (:func:`compression_from_pixels`): a JPEG blocking grid
+   (:func:`napari_cisr.engine.grid.estimate_grid`) → ``strong``, none → ``mild``. PNG, TIFF,
+   zarr stores and in-memory arrays are routed so.
+
+Where the routed weights do not ship (a variant or scale without mild weights), the general
+ones run.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from napari_cisr.registry import (
+    DEFAULT_COMPRESSION,
+    PRETRAINED,
+    model_compression,
+    parse_model_name,
+    pretrained_key,
+    with_compression,
+)
+
+__all__ = [
+    "MILD_JPEG_QUALITY",
+    "MILD_WEBP_QUALITY",
+    "compression_from_info",
+    "compression_from_pixels",
+    "input_compression",
+    "is_routed",
+    "route_model",
+]
+
+log = logging.getLogger(__name__)
+
+#: JPEGs of at least this (estimated IJG) quality go to the mild weights, and WebPs of at
+#: least the second (estimated libwebp quality): the lowest qualities of each codec they were
+#: trained on (experiments/configs/lite-mild-x*/), chosen before any held-out score was seen.
+MILD_JPEG_QUALITY = 55
+MILD_WEBP_QUALITY = 45
+
+
+def compression_from_info(info: Mapping[str, Any] | None) -> str | None:
+    """The compression a file's description decides, or None where it does not.
+
+    Parameters
+    ----------
+    info : mapping or None
+        As :func:`napari_cisr.io.image_info` returns it (``codec``, ``quality`` for a JPEG or
+        a lossy WebP, ``lossless`` for a WebP), or the ``source`` metadata the reader gives a
+        layer.
+
+    Returns
+    -------
+    str or None
+        ``"mild"``, ``"strong"``, or None (PNG, TIFF, a JPEG without a quantisation table, a
+        WebP whose header was not read, nothing known): then the pixels decide.
+    """
+    if not info:
+        return None
+    codec, quality = info.get("codec"), info.get("quality")
+    if codec == "webp" and info.get("lossless"):
+        return "mild"
+    threshold = {"jpeg": MILD_JPEG_QUALITY, "webp": MILD_WEBP_QUALITY}.get(str(codec))
+    if threshold is None or quality is None:
+        return None
+    return "mild" if int(quality) >= threshold else "strong"
+
+
+def compression_from_pixels(image: Any) -> str:
+    """``"strong"`` where the image shows a JPEG blocking grid, ``"mild"`` where it shows none.
+
+    Parameters
+    ----------
+    image : array
+        H×W or H×W×C plane, numpy or dask (a dask plane is read crop by crop), as the
+        engine takes it.
+
+    Returns
+    -------
+    str
+    """
+    from napari_cisr.engine.grid import estimate_grid
+
+    return "strong" if estimate_grid(image) is not None else "mild"
+
+
+def input_compression(image: Any = None, info: Mapping[str, Any] | None = None) -> str:
+    """The compression of one input: what its file says, else what its pixels show.
+
+    Parameters
+    ----------
+    image : array, optional
+        The input plane (numpy or dask), for :func:`compression_from_pixels`.
+    info : mapping, optional
+        The input file's description, for :func:`compression_from_info`.
+
+    Returns
+    -------
+    str
+        ``"mild"`` or ``"strong"``; :data:`napari_cisr.registry.DEFAULT_COMPRESSION` where
+        neither is given.
+    """
+    compression = compression_from_info(info)
+    if compression is not None:
+        return compression
+    return DEFAULT_COMPRESSION if image is None else compression_from_pixels(image)
+
+
+def route_model(model: Any, scale: int, compression: str) -> Any:
+    """The model to run on an input of ``compression``: ``model`` with that tag where it has
+    none and the package ships weights for it.
+
+    Parameters
+    ----------
+    model : str, Path or CISRPSI
+        What the user chose. A weight file, a loaded network or a tagged name is returned as
+        it is.
+    scale : int
+        The scale it runs at.
+    compression : str
+        The input's, as :func:`input_compression` finds it.
+
+    Returns
+    -------
+    str, Path or CISRPSI
+        For a name without a tag, the name with one (``"lite.mild"``); the general weights'
+        tag where no weights for ``compression`` ship at this scale.
+    """
+    if not is_routed(model):
+        return model
+    named = parse_model_name(str(model), scale)
+    if pretrained_key(*named, compression) not in PRETRAINED:
+        compression = DEFAULT_COMPRESSION
+    log.debug("%s at x%d: the weights for %s compression", model, scale, compression)
+    return with_compression(str(model), compression)
+
+
+def is_routed(model: Any) -> bool:
+    """Whether ``model`` is a name without a compression tag, which each input routes."""
+    return (
+        isinstance(model, (str, Path))
+        and model_compression(str(model)) is None
+        and parse_model_name(str(model)) is not None
+    )

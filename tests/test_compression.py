@@ -1,0 +1,145 @@
+"""Routing a model name to the weights trained for each input's compression: what a file says
+(JPEG and WebP quality), else what its pixels show (a JPEG blocking grid), in the library, the
+photo jobs and the evaluation; a tag or a weight file is never re-routed."""
+
+from __future__ import annotations
+
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from napari_cisr import registry
+from napari_cisr.compression import (
+    MILD_JPEG_QUALITY,
+    MILD_WEBP_QUALITY,
+    compression_from_info,
+    compression_from_pixels,
+    input_compression,
+    is_routed,
+    route_model,
+)
+from napari_cisr.io import read_image
+
+DATA = Path(str(resources.files("napari_cisr") / "data"))
+
+
+@pytest.mark.parametrize(
+    ("info", "compression"),
+    [
+        ({"codec": "jpeg", "quality": MILD_JPEG_QUALITY}, "mild"),
+        ({"codec": "jpeg", "quality": MILD_JPEG_QUALITY - 1}, "strong"),
+        ({"codec": "jpeg", "quality": None}, None),  # no quantisation table read
+        ({"codec": "webp", "lossless": False, "quality": MILD_WEBP_QUALITY}, "mild"),
+        ({"codec": "webp", "lossless": False, "quality": MILD_WEBP_QUALITY - 1}, "strong"),
+        ({"codec": "webp", "lossless": True}, "mild"),
+        ({"codec": "webp", "lossless": False}, None),  # header not read: the pixels decide
+        ({"codec": "png"}, None),
+        ({"codec": "tiff"}, None),
+        ({}, None),
+        (None, None),
+    ],
+)
+def test_what_a_file_says_decides_where_it_says_it(info, compression):
+    assert compression_from_info(info) == compression
+
+
+def test_the_pixels_decide_by_the_blocking_grid():
+    jpeg = read_image(DATA / "sample_x2_q15.jpg")  # JPEG quality 15: a clear 8×8 grid
+    clean = read_image(DATA / "sample_hr.png")
+    assert compression_from_pixels(jpeg) == "strong"
+    assert compression_from_pixels(clean) == "mild"
+    import dask.array as da
+
+    assert compression_from_pixels(da.from_array(clean, chunks=(40, 50, 3))) == "mild"
+    # what a file says wins over the pixels; with neither, the general weights
+    assert input_compression(clean, {"codec": "jpeg", "quality": 20}) == "strong"
+    assert input_compression() == registry.DEFAULT_COMPRESSION
+
+
+def test_names_without_a_tag_are_routed_and_nothing_else_is(tmp_path):
+    assert is_routed("lite") and is_routed("lite.x3") and is_routed(Path("lite"))
+    assert route_model("lite", 2, "mild") == "lite.mild"
+    assert route_model("lite.x3", 3, "strong") == "lite.x3.strong"
+    for fixed in ("lite.mild", "lite.x4.strong", tmp_path / "w.safetensors", "runs/lite"):
+        assert not is_routed(fixed)
+        assert route_model(fixed, 2, "mild") == fixed
+
+
+def test_a_scale_without_mild_weights_runs_the_general_ones(monkeypatch):
+    without = {k: v for k, v in registry.PRETRAINED.items() if v.compression != "mild"}
+    monkeypatch.setattr(registry, "PRETRAINED", without)
+    monkeypatch.setattr("napari_cisr.compression.PRETRAINED", without)
+    assert route_model("lite", 2, "mild") == "lite.strong"
+
+
+def test_model_names_carry_an_optional_compression_tag():
+    assert registry.parse_model_name("lite.x2.mild") == ("lite", 2)
+    assert registry.parse_model_name("lite.strong", 3) == ("lite", 3)
+    assert registry.parse_model_name("lite.x2.safetensors") is None  # a file, not a tag
+    assert registry.model_compression("lite.x3.mild") == "mild"
+    assert registry.model_compression("lite.x3") is None
+    assert registry.with_compression("lite.x3.mild", "strong") == "lite.x3.strong"
+    with pytest.raises(ValueError, match="compression must be one of strong, mild"):
+        registry.with_compression("lite", "heavy")
+    with pytest.raises(ValueError, match="no shipped weights for mild compression at x2"):
+        registry.check_model("tiny.mild", 2)
+
+
+@pytest.mark.parametrize("scale", [2])
+def test_mild_weights_ship_at_every_scale_with_the_general_architecture(scale):
+    from napari_cisr.weights import model_config
+
+    registry.check_model("lite.mild", scale)
+    spec = registry.PRETRAINED[registry.pretrained_key("lite", scale, "mild")]
+    assert spec.compression == "mild" and spec.filename == f"lite-x{scale}-mild.safetensors"
+    assert model_config("lite.mild", scale) == model_config("lite", scale)
+
+
+def _run(image, model):
+    from napari_cisr import super_resolve
+
+    return super_resolve(image, 2, model=model, device="cpu", precision="float32")
+
+
+def test_a_name_runs_the_weights_for_the_image_s_compression():
+    jpeg = read_image(DATA / "sample_x2_q15.jpg")
+    clean = read_image(DATA / "sample_hr.png")[:64, :80]
+    mild, strong = _run(clean, "lite.mild"), _run(clean, "lite.strong")
+    assert not np.array_equal(mild, strong)  # two sets of weights
+    np.testing.assert_array_equal(_run(clean, "lite"), mild)
+    np.testing.assert_array_equal(_run(jpeg, "lite"), _run(jpeg, "lite.strong"))
+
+
+def test_a_photo_file_is_routed_by_its_own_quality(tmp_path):
+    from napari_cisr.options import InferenceOptions
+    from napari_cisr.photo_jobs import PhotoJob, process_photo
+
+    clean = read_image(DATA / "sample_hr.png")[:64, :80]
+    options = InferenceOptions(scale=2, device="cpu", precision="float32")
+    for name, quality, expected in (("light.jpg", 90, "lite.mild"), ("heavy.webp", 20, None)):
+        Image.fromarray(clean).save(tmp_path / name, quality=quality)
+        job = PhotoJob(tmp_path / name, tmp_path / f"{name}.png", name)
+        process_photo(job, options)
+        decoded = read_image(tmp_path / name)
+        expected = expected or "lite.strong"  # WebP q20 shows no 8×8 grid: only its header says
+        np.testing.assert_array_equal(read_image(job.output), _run(decoded, expected))
+
+
+def test_the_evaluation_routes_each_configuration_as_its_file_would(tmp_path):
+    from napari_cisr.train.evaluate import evaluate, format_table
+
+    Image.open(DATA / "sample_hr.png").save(tmp_path / "photo.png")
+    configs = [("jpeg", 30), ("jpeg", 70), ("webp", 90), ("none", 100)]
+    report = evaluate([tmp_path], 2, "lite", configs, downscale=1, device="cpu")
+    assert report["models_run"] == {
+        "jpeg-q30": "lite.strong",
+        "jpeg-q70": "lite.mild",
+        "webp-q90": "lite.mild",
+        "none": "lite.mild",
+    }
+    assert "lite.mild on jpeg-q70, webp-q90, none" in format_table(report)
+    fixed = evaluate([tmp_path], 2, "lite.strong", configs[:1], downscale=1, device="cpu")
+    assert "models_run" not in fixed
