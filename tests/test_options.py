@@ -22,7 +22,10 @@ from napari_cisr.options import PRESET_HELP, PRESETS, InferenceOptions, preset_i
         ({"device": "cuda:x"}, "unknown device 'cuda:x'"),
         ({"precision": "fp8"}, "precision must be one of auto, float32, bfloat16, not 'fp8'"),
         ({"model": "nowhere.safetensors"}, "weight file 'nowhere.safetensors' does not exist"),
-        ({"model": "nowhere"}, "model 'nowhere' does not exist; use lite or the path of"),
+        (
+            {"model": "nowhere"},
+            "model 'nowhere' does not exist; use lite (lite.mild, lite.strong) or",
+        ),
     ],
     ids=["scale", "iterations", "tile", "device", "device index", "precision", "file", "model"],
 )

@@ -57,7 +57,9 @@ class InferenceOptions:
         2, 3 or 4.
     model : str, Path or CISRPSI
         A model with shipped weights (``lite``, or ``lite.x2`` naming its scale too), the path
-        of a weight file, or a loaded network (library callers only).
+        of a weight file, or a loaded network (library callers only). A name runs, on each
+        input, the weights trained for its compression (:mod:`napari_cisr.compression`); a
+        tag chooses them (``lite.mild``, ``lite.x2.strong``).
     compile : bool
         Run the ARM and the REM through ``torch.compile`` (inductor: fused C++/OpenMP kernels
         on the CPU, Triton on CUDA): one graph per input shape and process, kept in inductor's
@@ -135,6 +137,7 @@ class InferenceOptions:
         elif not Path(model).is_file():
             what = "weight file" if Path(model).suffix in WEIGHT_SUFFIXES else "model"
             raise ValueError(
-                f"{what} '{model}' does not exist; use lite or the path of a weight file"
+                f"{what} '{model}' does not exist; use lite (lite.mild, lite.strong) or the "
+                "path of a weight file"
             )
         return self
