@@ -116,6 +116,17 @@ PRETRAINED: dict[str, WeightSpec] = {
             "scores are in docs/models.md"
         ),
     ),
+    "lite-x3-mild": WeightSpec(
+        variant="lite",
+        scale=3,
+        filename="lite-x3-mild.safetensors",
+        sha256="d082c30d547fe138faef7e75ab0cadd9822dd352b67e6bc6d5570dba60b216f9",
+        description=(
+            "stage 1 of experiments/configs/lite-mild-x3/; its lineage, data, commands and "
+            "scores are in docs/models.md"
+        ),
+        compression="mild",
+    ),
     "lite-x4": WeightSpec(
         variant="lite",
         scale=4,
