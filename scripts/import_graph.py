@@ -32,7 +32,7 @@ LAYERS: tuple[tuple[int, str, tuple[str, ...]], ...] = (
     (1, "model", ("model", "blocking", "blocking_grid")),
     (2, "runtime", ("runtime", "weights")),
     (3, "engine", ("engine",)),
-    (4, "api", ("inference", "tiling")),
+    (4, "api", ("inference", "tiling", "compression")),
     (5, "jobs", ("photo_jobs", "batch", "_batch", "_job")),
     (5, "train", ("train",)),
     (6, "cli", ("cli", "_cli")),
