@@ -88,7 +88,7 @@ def test_model_names_carry_an_optional_compression_tag():
         registry.check_model("tiny.mild", 2)
 
 
-@pytest.mark.parametrize("scale", [2, 3])
+@pytest.mark.parametrize("scale", registry.SCALES)
 def test_mild_weights_ship_at_every_scale_with_the_general_architecture(scale):
     from napari_cisr.weights import model_config
 

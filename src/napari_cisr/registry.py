@@ -137,6 +137,17 @@ PRETRAINED: dict[str, WeightSpec] = {
             "scores are in docs/models.md"
         ),
     ),
+    "lite-x4-mild": WeightSpec(
+        variant="lite",
+        scale=4,
+        filename="lite-x4-mild.safetensors",
+        sha256="0dc9f6b09a1e4405e6aab3a0706725d18103a2257e684e520e95f1a76c4a10a1",
+        description=(
+            "stage 1 of experiments/configs/lite-mild-x4/; its lineage, data, commands and "
+            "scores are in docs/models.md"
+        ),
+        compression="mild",
+    ),
 }
 
 #: Accepted values of every ``precision`` argument.
