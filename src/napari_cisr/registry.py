@@ -99,9 +99,9 @@ PRETRAINED: dict[str, WeightSpec] = {
         variant="lite",
         scale=2,
         filename="lite-x2-mild.safetensors",
-        sha256="de9e713ec7869a933e0b0c05545b44d1e73ef8277e8d69f2ce04a88d497ca525",
+        sha256="e3d05a24b7b8ff56729fcf29dd391a1daea983b629bf3dbb90e1cccf525f3157",
         description=(
-            "stage 1 of experiments/configs/lite-mild-x2/; its lineage, data, commands and "
+            "stage 2 of experiments/configs/lite-mild-x2/; its lineage, data, commands and "
             "scores are in docs/models.md"
         ),
         compression="mild",
