@@ -485,17 +485,34 @@ def test_widget_offers_only_models_with_shipped_weights():
             assert load_model(name, scale=scale).scale == scale
 
 
-def test_widget_cancel_stops_promptly(make_napari_viewer, qtbot, weights_file):
+def test_widget_cancel_stops_promptly(make_napari_viewer, qtbot, weights_file, monkeypatch):
+    import threading
+
+    import napari_cisr.inference
+
     viewer = make_napari_viewer()
     rng = np.random.default_rng(0)
     viewer.add_image(rng.integers(0, 256, (160, 160), dtype=np.uint8), name="big")
     widget = _dock_with_weights(viewer, weights_file)
     widget.params.iterations = 12  # the job checks for cancel between iterations
+    # The worker waits after its first iteration until Cancel was pressed, so that the test
+    # does not race it: on a busy machine it could otherwise finish before Cancel arrives.
+    cancelled = threading.Event()
+    steps_for = napari_cisr.inference.steps_for
+
+    def held_after_the_first_iteration(image, options):
+        steps = steps_for(image, options)
+        yield next(steps)
+        cancelled.wait(timeout=TIMEOUT_MS / 1000)
+        return (yield from steps)
+
+    monkeypatch.setattr(napari_cisr.inference, "steps_for", held_after_the_first_iteration)
     stages = []  # connected before the worker starts, so nothing is missed
     widget.progressed.connect(lambda update: stages.append(update.text))
     assert widget.run() is not None
     qtbot.waitUntil(lambda: any(s.startswith("iteration") for s in stages), timeout=TIMEOUT_MS)
     widget.cancel()
+    cancelled.set()
     qtbot.waitUntil(lambda: not widget.running, timeout=TIMEOUT_MS)
     assert "iteration 12/12" not in stages, stages  # stopped before the last iteration
     assert [layer.name for layer in viewer.layers] == ["big"]
