@@ -4,6 +4,7 @@ photo jobs and the evaluation; a tag or a weight file is never re-routed."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from importlib import resources
 from pathlib import Path
 
@@ -126,6 +127,59 @@ def test_a_photo_file_is_routed_by_its_own_quality(tmp_path):
         decoded = read_image(tmp_path / name)
         expected = expected or "lite.strong"  # WebP q20 shows no 8×8 grid: only its header says
         np.testing.assert_array_equal(read_image(job.output), _run(decoded, expected))
+
+
+def test_a_path_given_to_super_resolve_is_routed_by_its_file(tmp_path):
+    from napari_cisr import super_resolve
+
+    clean = read_image(DATA / "sample_hr.png")[:64, :80]
+    Image.fromarray(clean).save(tmp_path / "light.jpg", quality=90)
+    decoded = read_image(tmp_path / "light.jpg")
+    settings = {"device": "cpu", "precision": "float32"}
+    from_path = super_resolve(tmp_path / "light.jpg", 2, **settings)
+    # a JPEG q90 says mild whatever its pixels show, as `napari-cisr run` routes it
+    np.testing.assert_array_equal(from_path, _run(decoded, "lite.mild"))
+    # a tag or a weight file is not re-routed by the file
+    tagged = super_resolve(str(tmp_path / "light.jpg"), 2, model="lite.strong", **settings)
+    np.testing.assert_array_equal(tagged, _run(decoded, "lite.strong"))
+    from napari_cisr.io import ImageReadError
+
+    (tmp_path / "broken.jpg").write_bytes(b"not a jpeg")
+    with pytest.raises(ImageReadError, match=r"broken\.jpg"):
+        super_resolve(tmp_path / "broken.jpg", 2, **settings)
+
+
+@pytest.mark.parametrize("lazy", [False, True])
+def test_routing_detects_the_grid_once_and_the_tiles_reuse_it(monkeypatch, lazy):
+    import napari_cisr.engine.grid as grid_module
+    import napari_cisr.engine.local
+    import napari_cisr.inference
+    from napari_cisr.inference import run_to_completion, steps_for
+    from napari_cisr.options import InferenceOptions
+
+    calls = []
+    detect = grid_module.estimate_grid
+
+    def counted(image):
+        calls.append(image.shape)
+        return detect(image)
+
+    monkeypatch.setattr(napari_cisr.inference, "estimate_grid", counted)
+    monkeypatch.setattr(napari_cisr.engine.local, "estimate_grid", counted)
+    jpeg = read_image(DATA / "sample_x2_q15.jpg")
+    if lazy:
+        import dask.array as da
+
+        jpeg = da.from_array(jpeg, chunks=(45, 50, 3))
+    options = InferenceOptions(scale=2, tile=32, device="cpu", precision="float32")
+    result = run_to_completion(steps_for(jpeg, options.validate()))
+    assert result.model == "lite.strong"  # the q15 grid routed it to the general weights
+    np.asarray(result.image)  # a lazy result computes its tiles here
+    assert calls == [jpeg.shape]
+    tagged = run_to_completion(steps_for(jpeg, replace(options, model="lite.mild")))
+    np.asarray(tagged.image)
+    assert tagged.model == "lite.mild"
+    assert len(calls) == 1 + (not lazy)  # a tagged run detects it in the tiled driver
 
 
 def test_the_evaluation_routes_each_configuration_as_its_file_would(tmp_path):

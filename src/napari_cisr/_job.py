@@ -11,7 +11,7 @@ the next tile/iteration boundary.
 from __future__ import annotations
 
 from collections.abc import Generator, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -201,16 +201,12 @@ def run_job(
     models: list[str] = []
     is_dask = any(is_dask_array(p) for p in planes)
     try:
-        from napari_cisr.compression import input_compression, is_routed, route_model
         from napari_cisr.inference import steps_for
 
         for k, plane in enumerate(planes):
-            plane_options = options
-            if is_routed(options.model):  # here, off the GUI thread: it reads the pixels
-                routed = route_model(options.model, options.scale, input_compression(plane))
-                plane_options = replace(options, model=routed)
-            models.append(str(plane_options.model))
-            steps = steps_for(plane, plane_options)
+            # a model name still untagged here (plan_job found no file quality) is routed by
+            # the plane's pixels inside steps_for, off the GUI thread
+            steps = steps_for(plane, options)
             try:
                 while True:
                     try:
@@ -221,6 +217,7 @@ def run_job(
                     yield JobProgress(k, len(planes), progress)
             finally:
                 steps.close()
+            models.append(str(result.model if result.model is not None else options.model))
             if is_dask_array(result.image):
                 result = yield from _compute_lazy(result, k, len(planes))
             results.append(result)

@@ -20,6 +20,7 @@ ones run.
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -36,8 +37,10 @@ from napari_cisr.registry import (
 __all__ = [
     "MILD_JPEG_QUALITY",
     "MILD_WEBP_QUALITY",
+    "compression_from_grid",
     "compression_from_info",
     "compression_from_pixels",
+    "file_description",
     "input_compression",
     "is_routed",
     "route_model",
@@ -79,6 +82,17 @@ def compression_from_info(info: Mapping[str, Any] | None) -> str | None:
     return "mild" if int(quality) >= threshold else "strong"
 
 
+def file_description(path: str | os.PathLike) -> dict[str, Any] | None:
+    """:func:`napari_cisr.io.image_info` of a file that has been read, None where its header
+    cannot be described (an oddity the decoder tolerated): then the pixels route it."""
+    from napari_cisr.io import ImageReadError, image_info
+
+    try:
+        return image_info(path)
+    except ImageReadError:
+        return None
+
+
 def compression_from_pixels(image: Any) -> str:
     """``"strong"`` where the image shows a JPEG blocking grid, ``"mild"`` where it shows none.
 
@@ -94,7 +108,23 @@ def compression_from_pixels(image: Any) -> str:
     """
     from napari_cisr.engine.grid import estimate_grid
 
-    return "strong" if estimate_grid(image) is not None else "mild"
+    return compression_from_grid(estimate_grid(image))
+
+
+def compression_from_grid(grid: Any) -> str:
+    """``"strong"`` for a detected blocking grid, ``"mild"`` for None.
+
+    Parameters
+    ----------
+    grid : GridInfo or None
+        What :func:`napari_cisr.engine.grid.estimate_grid` found on a plane; callers that
+        hold it (the tiled drivers need it too) route without detecting it again.
+
+    Returns
+    -------
+    str
+    """
+    return "strong" if grid is not None else "mild"
 
 
 def input_compression(image: Any = None, info: Mapping[str, Any] | None = None) -> str:

@@ -8,14 +8,21 @@ core behind the CLI, the napari widget and batch processing; it imports no napar
 from __future__ import annotations
 
 import logging
-from collections.abc import Generator
+import os
+from collections.abc import Generator, Mapping
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from napari_cisr.compression import input_compression, is_routed, route_model
+from napari_cisr.compression import (
+    compression_from_grid,
+    compression_from_info,
+    file_description,
+    is_routed,
+    route_model,
+)
 from napari_cisr.engine.core import (
     DIHEDRAL,
     Progress,
@@ -29,6 +36,7 @@ from napari_cisr.engine.core import (
     to_network,
     unfold_outputs,
 )
+from napari_cisr.engine.grid import estimate_grid
 from napari_cisr.engine.lazy import tiled_super_resolve_dask
 from napari_cisr.engine.local import tiled_super_resolve_steps
 from napari_cisr.engine.plan import choose_tile
@@ -91,26 +99,50 @@ def super_resolve_steps(
 
 
 def steps_for(
-    image: np.ndarray, options: InferenceOptions
+    image: np.ndarray, options: InferenceOptions, *, info: Mapping[str, Any] | None = None
 ) -> Generator[Progress, None, SuperResolveResult]:
     """:func:`super_resolve_steps` with its settings in one validated :class:`InferenceOptions`.
 
     The entry point for code that already holds options (the CLI, the widget, photo jobs): a
     setting added to :class:`InferenceOptions` reaches the engine without a new parameter
     here.
+
+    Parameters
+    ----------
+    image : ndarray or dask.array.Array
+        As in :func:`super_resolve`.
+    options : InferenceOptions
+        How to super-resolve, validated.
+    info : mapping, optional
+        The description of the file the image was read from
+        (:func:`napari_cisr.io.image_info`): its JPEG or WebP quality then routes a model name
+        without a compression tag (:mod:`napari_cisr.compression`). Without it, or where it
+        says nothing, the image's blocking grid routes it, and the tiled drivers reuse that
+        grid rather than detect it again.
+
+    Returns
+    -------
+    SuperResolveResult
+        As the generator's return value; its ``model`` names the weights that ran.
     """
     check_image(image)
+    grid: Any = "auto"  # the tiled drivers' default: they detect it
     if is_routed(options.model):  # one set of weights per image, from its compression
-        compression = input_compression(image)
+        compression = compression_from_info(info)
+        if compression is None:
+            grid = estimate_grid(image)
+            compression = compression_from_grid(grid)
         options = replace(options, model=route_model(options.model, options.scale, compression))
+    ran = str(options.model) if isinstance(options.model, (str, Path)) else None
     if is_dask(image):
-        return tiled_super_resolve_dask(image, options)
+        return replace(tiled_super_resolve_dask(image, options, grid=grid), model=ran)
     target = resolve_device(options.device)
     network = resolve_model(options.model, options.scale, target)
     if options.tile is None:
         options = replace(options, tile=choose_tile(network.config, image.shape[:2], target))
     if options.tile:
-        return (yield from tiled_super_resolve_steps(image, replace(options, model=network)))
+        tiled = tiled_super_resolve_steps(image, replace(options, model=network), grid=grid)
+        return replace((yield from tiled), model=ran)
     if options.compile:
         network = compiled_network(network)  # the whole image: one graph per image shape
     scale, intermediates = options.scale, options.intermediates
@@ -141,6 +173,7 @@ def steps_for(
         y_hats=y_hats,
         x_hats=x_hats,
         blocking=blocking[0, 0].float().cpu().numpy() if intermediates else None,
+        model=ran,
     )
 
 
@@ -154,7 +187,7 @@ def run_to_completion(steps: Generator[Progress, None, SuperResolveResult]) -> S
 
 
 def super_resolve(
-    image: np.ndarray,
+    image: np.ndarray | str | os.PathLike,
     scale: int = 2,
     *,
     model: str | Path | CISRPSI = "lite",
@@ -171,17 +204,20 @@ def super_resolve(
 
     Parameters
     ----------
-    image : ndarray or dask.array.Array
+    image : ndarray, dask.array.Array, str or os.PathLike
         H×W, H×W×3 or H×W×4; uint8, uint16 or float in [0, 1]. Alpha is upscaled
-        bicubically on its own; grayscale stays grayscale.
+        bicubically on its own; grayscale stays grayscale. A path is read with
+        :func:`napari_cisr.io.read_image`, and its file's compression routes the model (below).
     scale : int
         2, 3 or 4.
     model : str, Path or CISRPSI
         A model name with shipped weights ("lite", or "lite.x2" naming the scale too:
         :func:`napari_cisr.registry.list_models`), a weight file, or a loaded network. A name
-        runs the weights trained for the image's compression: the mild ones where it shows
-        no JPEG blocking grid, the general ones where it does (:mod:`napari_cisr.compression`);
-        a tag chooses them instead ("lite.mild", "lite.strong").
+        runs the weights trained for the image's compression (:mod:`napari_cisr.compression`):
+        for a path, what its file says (a JPEG from quality 55 or a WebP from quality 45 runs
+        the mild ones, as ``napari-cisr run`` does); for an array, or a file that says
+        nothing, the mild ones where it shows no JPEG blocking grid and the general ones where
+        it does. A tag chooses them instead ("lite.mild", "lite.strong").
     iterations : int, optional
         Unfolding iterations J (default: the model's).
     tile : int, optional
@@ -208,9 +244,21 @@ def super_resolve(
     -------
     ndarray or dask.array.Array
         Same layout and dtype, ``scale`` times larger in H and W; lazy (dask) for dask input.
+
+    Raises
+    ------
+    napari_cisr.io.ImageReadError
+        A path that cannot be read as an image (one line naming the file and the problem).
     """
     options = InferenceOptions(
         scale=scale, model=model, iterations=iterations, tile=tile, device=device,
         precision=precision, self_ensemble=self_ensemble, compile=compile,
     )  # fmt: skip
-    return run_to_completion(steps_for(image, options.validate())).image
+    options = options.validate()
+    info = None
+    if isinstance(image, (str, os.PathLike)):
+        from napari_cisr.io import read_image
+
+        path, image = image, read_image(image)
+        info = file_description(path) if is_routed(model) else None
+    return run_to_completion(steps_for(image, options, info=info)).image

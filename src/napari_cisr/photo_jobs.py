@@ -281,9 +281,9 @@ def process_photo(
         The input could not be read or processed, or the output format cannot hold the
         result; the message is one line.
     """
-    from napari_cisr.compression import input_compression, is_routed, route_model
+    from napari_cisr.compression import file_description, is_routed
     from napari_cisr.inference import steps_for
-    from napari_cisr.io import ImageReadError, image_info, read_image, write_image
+    from napari_cisr.io import ImageReadError, read_image, write_image
     from napari_cisr.metadata import apply_orientation as upright
     from napari_cisr.metadata import read_metadata
 
@@ -299,15 +299,9 @@ def process_photo(
         # should hear about; gray WebPs arrive as RGB and are collapsed by read_image. Not
         # for TIFF: 2-D TIFFs are the usual scientific input, a line each would be noise.
         log.info("%s: grayscale image, processed as one channel", job.name)
-    if is_routed(options.model):  # the file's own compression chooses the weights
-        try:
-            info = image_info(job.source)
-        except ImageReadError:  # read, so only a header oddity: the pixels decide
-            info = None
-        compression = input_compression(image, info)
-        options = replace(options, model=route_model(options.model, options.scale, compression))
-        log.debug("%s: %s", job.name, options.model)  # -v shows it
-    steps = steps_for(image, options)
+    # the file's own compression chooses the weights of a model name (steps_for routes it)
+    info = file_description(job.source) if is_routed(options.model) else None
+    steps = steps_for(image, options, info=info)
     try:
         while True:
             progress = next(steps)
@@ -315,6 +309,7 @@ def process_photo(
                 on_step(progress.done, progress.total)
     except StopIteration as stop:
         result = stop.value.image
+        log.debug("%s: %s", job.name, stop.value.model)  # -v shows the weights that ran
     except ValueError as error:  # e.g. smaller than the network's minimum side
         raise PhotoFailed(str(error)) from None
     if apply_orientation and metadata.orientation != 1 and result.ndim in (2, 3):

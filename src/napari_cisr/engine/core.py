@@ -47,12 +47,18 @@ class SuperResolveResult:
         ``intermediates=True``.
     blocking : ndarray or None
         d(z): H×W float32 in [0, 1] at the input's size; ``None`` unless ``intermediates=True``.
+    model : str or None
+        The model that ran, as :func:`napari_cisr.inference.steps_for` resolved it: a name
+        routed by the input's compression carries its tag (``"lite.mild"``), a weight file is
+        its path; None for a network passed in (or from the tiled drivers, which the
+        dispatch fills in).
     """
 
     image: np.ndarray
     y_hats: list[np.ndarray] = field(default_factory=list)
     x_hats: list[np.ndarray] = field(default_factory=list)
     blocking: np.ndarray | None = None
+    model: str | None = None
 
 
 #: The eight rotations/flips of the self-ensemble, as (quarter turns, mirrored first).
