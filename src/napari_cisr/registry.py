@@ -89,9 +89,9 @@ PRETRAINED: dict[str, WeightSpec] = {
         variant="lite",
         scale=2,
         filename="lite-x2.safetensors",
-        sha256="7ac6753a5252b4f31c7f6b7561e1931e2c004334f49aa1205c947b945a8570a2",
+        sha256="7b67583cf1a40891da85cbbd9be08b3c5d23b71d5242d622b85acc0bd2af3efe",
         description=(
-            "stage 39 of experiments/configs/lite-x2/; its lineage, data, commands and "
+            "stage 38 of experiments/configs/lite-x2/; its lineage, data, commands and "
             "scores are in docs/models.md"
         ),
     ),
@@ -110,9 +110,9 @@ PRETRAINED: dict[str, WeightSpec] = {
         variant="lite",
         scale=3,
         filename="lite-x3.safetensors",
-        sha256="88614cda348d308280960b02372079a38010d113bf65c236e386aeb7db022fe0",
+        sha256="b7d8e5fc5f00cd7f195d701e266f146b5eb0c2046711a21c3ec3034357be305c",
         description=(
-            "stage 22 of experiments/configs/lite-x3/; its lineage, data, commands and "
+            "stage 21 of experiments/configs/lite-x3/; its lineage, data, commands and "
             "scores are in docs/models.md"
         ),
     ),
@@ -131,9 +131,9 @@ PRETRAINED: dict[str, WeightSpec] = {
         variant="lite",
         scale=4,
         filename="lite-x4.safetensors",
-        sha256="2b6f1a2c6059cddf15220c5ae9f03b8470be2c01e3ed1d33ce89794e6f22ecd8",
+        sha256="0056da7259ab733165e564166b0212f9c8689d81adcbff8638dfc12a786b50ef",
         description=(
-            "stage 24 of experiments/configs/lite-x4/; its lineage, data, commands and "
+            "stage 23 of experiments/configs/lite-x4/; its lineage, data, commands and "
             "scores are in docs/models.md"
         ),
     ),
