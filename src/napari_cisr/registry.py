@@ -120,9 +120,9 @@ PRETRAINED: dict[str, WeightSpec] = {
         variant="lite",
         scale=3,
         filename="lite-x3-mild.safetensors",
-        sha256="d082c30d547fe138faef7e75ab0cadd9822dd352b67e6bc6d5570dba60b216f9",
+        sha256="b2c633b59080da60a320ee38a756359760f7127f2256a08dcebdbf16c5d25465",
         description=(
-            "stage 1 of experiments/configs/lite-mild-x3/; its lineage, data, commands and "
+            "stage 2 of experiments/configs/lite-mild-x3/; its lineage, data, commands and "
             "scores are in docs/models.md"
         ),
         compression="mild",
