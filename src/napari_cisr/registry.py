@@ -141,9 +141,9 @@ PRETRAINED: dict[str, WeightSpec] = {
         variant="lite",
         scale=4,
         filename="lite-x4-mild.safetensors",
-        sha256="0dc9f6b09a1e4405e6aab3a0706725d18103a2257e684e520e95f1a76c4a10a1",
+        sha256="1ad1c2a6e0205469d9326c17939ebab530aae2fbe3862ec9da2161defd130b6e",
         description=(
-            "stage 1 of experiments/configs/lite-mild-x4/; its lineage, data, commands and "
+            "stage 2 of experiments/configs/lite-mild-x4/; its lineage, data, commands and "
             "scores are in docs/models.md"
         ),
         compression="mild",
