@@ -8,12 +8,17 @@ higher than the shipped stage's, and none of them drops by more than 0.05 dB. Bo
 have been evaluated with the commands of docs/models.md, into
 ``experiments/results/eval-lite-x{scale}-stage{stage}-heldout45{,-realistic,-light}.json``.
 
-The general weights run on strong compression: the paper's protocol and
-``--degradation realistic`` (JPEG quality below 55, WebP below 45, or a blocking grid). Until
-routing shipped (2026-12-07) they also ran on light compression, and the light configurations
-were judged too (``--with-light``, the rule of stages up to x2 39, x3 22, x4 24); the light set
-is still evaluated and reported, since an array that shows a grid runs them whatever its
-quality.
+The general weights run on strong compression, the paper's protocol and ``--degradation
+realistic`` (JPEG files below quality 55, WebP below 45), and on every image routed by its
+pixels that shows a blocking grid, which most light-quality arrays do
+(``benchmarks/routing_by_pixels.py``): so the light configurations are judged too.
+The weights for heavy compression (``--heavy``: ``lite-x{scale}-heavy.safetensors``, stages of
+``experiments/configs/lite-x{scale}/`` trained on heavy compression only) run only on files
+whose quality says heavy (JPEG below 55, WebP below 45), so they are judged on the paper's
+protocol and the realistic variant alone, against the shipped heavy stage or, for the first,
+the general weights' stage of that number:
+
+    python scripts/ship_weights.py --heavy --scale 2 --stage 40 --shipped 39 --ship
 
     python scripts/ship_weights.py --scale 4 --stage 19 --shipped 18          # report only
     python scripts/ship_weights.py --scale 4 --stage 19 --shipped 18 --ship   # and ship
@@ -45,8 +50,8 @@ WEIGHTS = ROOT / "src" / "napari_cisr" / "weights_data"
 EVALUATIONS = {"paper": "", "realistic": "-realistic", "light": "-light"}
 MILD_EVALUATIONS = {"light": "-light", "none": "-none"}
 #: the evaluations each set of weights is judged on: the inputs routed to it
-JUDGED = {"general": ("paper", "realistic"), "mild": ("light", "none")}
-JUDGED_WITH_LIGHT = ("paper", "realistic", "light")
+JUDGED = {"general": ("paper", "realistic", "light"), "mild": ("light", "none")}
+JUDGED_HEAVY = ("paper", "realistic")
 TOLERANCE_DB = 0.05
 
 
@@ -104,10 +109,10 @@ def passes(new: dict, shipped: dict) -> bool:
     )
 
 
-def ship(scale: int, stage: int, mild: bool = False) -> str:
+def ship(scale: int, stage: int, mild: bool = False, heavy: bool = False) -> str:
     """Copy the stage's last weights into the package and point the registry at them."""
     name = lineage(scale, mild)
-    key = f"lite-x{scale}-mild" if mild else f"lite-x{scale}"
+    key = f"lite-x{scale}-mild" if mild else f"lite-x{scale}-heavy" if heavy else f"lite-x{scale}"
     run = ROOT / "runs" / f"{name}-stage{stage}"
     target = WEIGHTS / f"{key}.safetensors"
     shutil.copyfile(run / "last.safetensors", target)
@@ -141,15 +146,15 @@ def main(argv: list[str] | None = None) -> int:
         help="with --mild: --shipped is a stage of the general weights (no mild ones shipped)",
     )
     parser.add_argument(
-        "--with-light",
+        "--heavy",
         action="store_true",
-        help="judge the general weights on the light configurations too (the rule before routing)",
+        help="a stage of the weights for heavy compression (its stages are the general ones')",
     )
     args = parser.parse_args(argv)
 
     judged = JUDGED["mild" if args.mild else "general"]
-    if args.with_light and not args.mild:
-        judged = JUDGED_WITH_LIGHT
+    if args.heavy:
+        judged = JUDGED_HEAVY
     new = summary(load_evaluations(args.scale, args.stage, args.mild), judged)
     if args.mild and args.general:  # the general weights on the inputs the mild ones would get
         baseline = RESULTS / f"eval-lite-x{args.scale}-stage{args.shipped}-heldout45"
@@ -175,7 +180,7 @@ def main(argv: list[str] | None = None) -> int:
     if not ok:
         print("not shipped", file=sys.stderr)
         return 1
-    sha = ship(args.scale, args.stage, args.mild)
+    sha = ship(args.scale, args.stage, args.mild, args.heavy)
     print(f"shipped {lineage(args.scale, args.mild)} stage {args.stage}: sha256 {sha}")
     return 0
 

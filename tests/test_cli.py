@@ -160,10 +160,8 @@ def test_run_with_self_ensemble_writes_the_ensembled_image(tmp_path):
     plain, ensembled = tmp_path / "plain.png", tmp_path / "ensembled.png"
     assert main(["run", str(source), str(plain), "--device", "cpu"]) == 0
     assert main(["run", str(source), str(ensembled), "--device", "cpu", "--self-ensemble"]) == 0
-    # a JPEG of quality 30 runs the general weights, whatever its (noise) pixels show
-    expected = super_resolve(
-        read_image(source), 2, model="lite.strong", device="cpu", self_ensemble=True
-    )
+    # the path is routed by its file's quality (30: the heavy weights), as run routes it
+    expected = super_resolve(source, 2, device="cpu", self_ensemble=True)
     np.testing.assert_array_equal(read_image(ensembled), expected)
     assert not np.array_equal(read_image(plain), expected)
 
@@ -175,10 +173,9 @@ def test_fast_preset_is_one_iteration_and_excludes_iterations(tmp_path, capsys):
     source.write_bytes(_jpeg_bytes())
     fast = tmp_path / "fast.png"
     assert main(["run", str(source), str(fast), "--device", "cpu", "--preset", "fast"]) == 0
-    image = read_image(source)
-    expected = super_resolve(image, 2, model="lite.strong", device="cpu", iterations=1)
+    expected = super_resolve(source, 2, device="cpu", iterations=1)  # routed as run routes it
     np.testing.assert_array_equal(read_image(fast), expected)
-    assert not np.array_equal(super_resolve(image, 2, model="lite.strong", device="cpu"), expected)
+    assert not np.array_equal(super_resolve(source, 2, device="cpu"), expected)
     with pytest.raises(SystemExit) as refused:
         main(["run", str(source), str(tmp_path / "b.png"), "--preset", "fast", "--iterations", "2"])
     assert refused.value.code == 2 and "not allowed with" in capsys.readouterr().err

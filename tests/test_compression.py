@@ -31,10 +31,10 @@ DATA = Path(str(resources.files("napari_cisr") / "data"))
     ("info", "compression"),
     [
         ({"codec": "jpeg", "quality": MILD_JPEG_QUALITY}, "mild"),
-        ({"codec": "jpeg", "quality": MILD_JPEG_QUALITY - 1}, "strong"),
+        ({"codec": "jpeg", "quality": MILD_JPEG_QUALITY - 1}, "heavy"),
         ({"codec": "jpeg", "quality": None}, None),  # no quantisation table read
         ({"codec": "webp", "lossless": False, "quality": MILD_WEBP_QUALITY}, "mild"),
-        ({"codec": "webp", "lossless": False, "quality": MILD_WEBP_QUALITY - 1}, "strong"),
+        ({"codec": "webp", "lossless": False, "quality": MILD_WEBP_QUALITY - 1}, "heavy"),
         ({"codec": "webp", "lossless": True}, "mild"),
         ({"codec": "webp", "lossless": False}, None),  # header not read: the pixels decide
         ({"codec": "png"}, None),
@@ -56,7 +56,8 @@ def test_the_pixels_decide_by_the_blocking_grid():
 
     assert compression_from_pixels(da.from_array(clean, chunks=(40, 50, 3))) == "mild"
     # what a file says wins over the pixels; with neither, the general weights
-    assert input_compression(clean, {"codec": "jpeg", "quality": 20}) == "strong"
+    assert input_compression(clean, {"codec": "jpeg", "quality": 20}) == "heavy"
+    assert input_compression(jpeg, {"codec": "png"}) == "strong"  # a grid, quality unknown
     assert input_compression() == registry.DEFAULT_COMPRESSION
 
 
@@ -69,11 +70,12 @@ def test_names_without_a_tag_are_routed_and_nothing_else_is(tmp_path):
         assert route_model(fixed, 2, "mild") == fixed
 
 
-def test_a_scale_without_mild_weights_runs_the_general_ones(monkeypatch):
-    without = {k: v for k, v in registry.PRETRAINED.items() if v.compression != "mild"}
+@pytest.mark.parametrize("compression", ["mild", "heavy"])
+def test_a_scale_without_its_weights_runs_the_general_ones(monkeypatch, compression):
+    without = {k: v for k, v in registry.PRETRAINED.items() if v.compression != compression}
     monkeypatch.setattr(registry, "PRETRAINED", without)
     monkeypatch.setattr("napari_cisr.compression.PRETRAINED", without)
-    assert route_model("lite", 2, "mild") == "lite.strong"
+    assert route_model("lite", 2, compression) == "lite.strong"
 
 
 def test_model_names_carry_an_optional_compression_tag():
@@ -83,8 +85,8 @@ def test_model_names_carry_an_optional_compression_tag():
     assert registry.model_compression("lite.x3.mild") == "mild"
     assert registry.model_compression("lite.x3") is None
     assert registry.with_compression("lite.x3.mild", "strong") == "lite.x3.strong"
-    with pytest.raises(ValueError, match="compression must be one of strong, mild"):
-        registry.with_compression("lite", "heavy")
+    with pytest.raises(ValueError, match="compression must be one of strong, mild, heavy"):
+        registry.with_compression("lite", "extreme")
     with pytest.raises(ValueError, match="no shipped weights for mild compression at x2"):
         registry.check_model("tiny.mild", 2)
 
@@ -120,12 +122,12 @@ def test_a_photo_file_is_routed_by_its_own_quality(tmp_path):
 
     clean = read_image(DATA / "sample_hr.png")[:64, :80]
     options = InferenceOptions(scale=2, device="cpu", precision="float32")
-    for name, quality, expected in (("light.jpg", 90, "lite.mild"), ("heavy.webp", 20, None)):
+    heavy = route_model("lite", 2, "heavy")  # lite.heavy where it ships at x2
+    for name, quality, expected in (("light.jpg", 90, "lite.mild"), ("heavy.webp", 20, heavy)):
         Image.fromarray(clean).save(tmp_path / name, quality=quality)
         job = PhotoJob(tmp_path / name, tmp_path / f"{name}.png", name)
         process_photo(job, options)
-        decoded = read_image(tmp_path / name)
-        expected = expected or "lite.strong"  # WebP q20 shows no 8×8 grid: only its header says
+        decoded = read_image(tmp_path / name)  # WebP q20 shows no 8×8 grid: its header says
         np.testing.assert_array_equal(read_image(job.output), _run(decoded, expected))
 
 
@@ -189,7 +191,7 @@ def test_the_evaluation_routes_each_configuration_as_its_file_would(tmp_path):
     configs = [("jpeg", 30), ("jpeg", 70), ("webp", 90), ("none", 100)]
     report = evaluate([tmp_path], 2, "lite", configs, downscale=1, device="cpu")
     assert report["models_run"] == {
-        "jpeg-q30": "lite.strong",
+        "jpeg-q30": route_model("lite", 2, "heavy"),
         "jpeg-q70": "lite.mild",
         "webp-q90": "lite.mild",
         "none": "lite.mild",

@@ -17,6 +17,7 @@ import pytest
 import napari_cisr
 from napari_cisr import io
 from napari_cisr._widget import SuperResolveWidget, output_geometry
+from napari_cisr.compression import route_model
 
 pytestmark = pytest.mark.napari
 
@@ -353,11 +354,12 @@ def test_widget_hints_that_a_clean_image_is_not_what_the_model_is_for(
 
 def test_the_shipped_model_runs_the_weights_for_each_layer_s_compression(make_napari_viewer, qtbot):
     viewer = make_napari_viewer()
-    (webp,) = viewer.open_sample(PLUGIN, "webp_q10")  # the file's quality decides: strong
+    (webp,) = viewer.open_sample(PLUGIN, "webp_q10")  # the file's quality decides: heavy
     viewer.add_image((_smooth_pattern(48, 40) * 255).astype(np.uint8), name="clean")
     widget = _dock(viewer)
     widget.params.iterations = 1
-    for layer, weights in ((webp, "lite.strong"), (viewer.layers["clean"], "lite.mild")):
+    heavy = route_model("lite", 2, "heavy")  # lite.heavy where it ships at x2
+    for layer, weights in ((webp, heavy), (viewer.layers["clean"], "lite.mild")):
         widget.image_layer.value = layer
         _run_to_end(qtbot, widget)
         assert viewer.layers[f"{layer.name} ×2 (CISR)"].metadata["cisr"]["model_run"] == weights

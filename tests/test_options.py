@@ -24,7 +24,7 @@ from napari_cisr.options import PRESET_HELP, PRESETS, InferenceOptions, preset_i
         ({"model": "nowhere.safetensors"}, "weight file 'nowhere.safetensors' does not exist"),
         (
             {"model": "nowhere"},
-            "model 'nowhere' does not exist; use lite (lite.mild, lite.strong) or",
+            "model 'nowhere' does not exist; use lite (lite.mild, lite.strong, lite.heavy) or",
         ),
     ],
     ids=["scale", "iterations", "tile", "device", "device index", "precision", "file", "model"],

@@ -51,7 +51,13 @@ from napari_cisr._layers import (
     plan_job,
 )
 from napari_cisr.options import PRESET_HELP, PRESETS
-from napari_cisr.registry import COMPRESSIONS, PRECISIONS, PRETRAINED, shipped_variants
+from napari_cisr.registry import (
+    COMPRESSIONS,
+    PRECISIONS,
+    PRETRAINED,
+    pretrained_key,
+    shipped_variants,
+)
 from napari_cisr.values import VALUE_RANGES
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -71,11 +77,14 @@ def _precisions() -> list[str]:
 
 def _model_names() -> tuple[str, ...]:
     """The variants with shipped weights, each then tagged with every compression it ships
-    weights for (others need a weight file: the *weights* field)."""
+    weights for at every scale, since the scale can change after the choice (others need a
+    weight file: the *weights* field)."""
     names = []
     for variant in shipped_variants() or ("lite",):
-        tags = [spec.compression for spec in PRETRAINED.values() if spec.variant == variant]
-        names += [variant, *(f"{variant}.{tag}" for tag in COMPRESSIONS if tag in tags)]
+        names.append(variant)
+        for tag in COMPRESSIONS:
+            if all(pretrained_key(variant, scale, tag) in PRETRAINED for scale in SCALES):
+                names.append(f"{variant}.{tag}")
     return tuple(names)
 
 
@@ -207,7 +216,7 @@ class SuperResolveWidget(Container):
             "model": (
                 "the shipped network for this scale (docs/models.md): lite runs the weights "
                 "trained for the image's compression (from its file, else its blocking); "
-                ".mild / .strong choose them"
+                ".mild / .strong / .heavy choose them"
             ),
             "weights": "optional trained weight file; overrides the model choice",
             "iterations": "unfolding iterations J (ARM then REM, J times); "

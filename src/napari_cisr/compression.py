@@ -5,16 +5,18 @@ A model name with a compression tag (``lite.x2.mild``) names its weights. A name
 (:data:`napari_cisr.registry.COMPRESSIONS`):
 
 1. What the file says (:func:`compression_from_info`): a JPEG's quality, estimated from its
-   quantisation table, at least :data:`MILD_JPEG_QUALITY` → ``mild``, below → ``strong``; a
+   quantisation table, at least :data:`MILD_JPEG_QUALITY` → ``mild``, below → ``heavy``; a
    WebP's, estimated from its frame header, at least :data:`MILD_WEBP_QUALITY` → ``mild``,
-   below → ``strong``; a lossless WebP → ``mild``
+   below → ``heavy``; a lossless WebP → ``mild``
    (:func:`napari_cisr.io.image_info` estimates the qualities).
 2. Otherwise, what the pixels show (:func:`compression_from_pixels`): a JPEG blocking grid
-   (:func:`napari_cisr.engine.grid.estimate_grid`) → ``strong``, none → ``mild``. PNG, TIFF,
-   zarr stores and in-memory arrays are routed so.
+   (:func:`napari_cisr.engine.grid.estimate_grid`) → ``strong`` (the general weights: a grid
+   shows at light qualities too, so the quality stays unknown;
+   ``benchmarks/routing_by_pixels.py``), none → ``mild``. PNG, TIFF, zarr stores and
+   in-memory arrays are routed so.
 
-Where the routed weights do not ship (a variant or scale without mild weights), the general
-ones run.
+Where the routed weights do not ship (a variant or scale without mild or heavy weights), the
+general ones run.
 """
 
 from __future__ import annotations
@@ -68,7 +70,7 @@ def compression_from_info(info: Mapping[str, Any] | None) -> str | None:
     Returns
     -------
     str or None
-        ``"mild"``, ``"strong"``, or None (PNG, TIFF, a JPEG without a quantisation table, a
+        ``"mild"``, ``"heavy"``, or None (PNG, TIFF, a JPEG without a quantisation table, a
         WebP whose header was not read, nothing known): then the pixels decide.
     """
     if not info:
@@ -79,7 +81,7 @@ def compression_from_info(info: Mapping[str, Any] | None) -> str | None:
     threshold = {"jpeg": MILD_JPEG_QUALITY, "webp": MILD_WEBP_QUALITY}.get(str(codec))
     if threshold is None or quality is None:
         return None
-    return "mild" if int(quality) >= threshold else "strong"
+    return "mild" if int(quality) >= threshold else "heavy"
 
 
 def file_description(path: str | os.PathLike) -> dict[str, Any] | None:
@@ -140,8 +142,8 @@ def input_compression(image: Any = None, info: Mapping[str, Any] | None = None) 
     Returns
     -------
     str
-        ``"mild"`` or ``"strong"``; :data:`napari_cisr.registry.DEFAULT_COMPRESSION` where
-        neither is given.
+        ``"mild"`` or ``"heavy"`` from the file, ``"mild"`` or ``"strong"`` from the pixels;
+        :data:`napari_cisr.registry.DEFAULT_COMPRESSION` where neither is given.
     """
     compression = compression_from_info(info)
     if compression is not None:

@@ -137,7 +137,7 @@ class InferenceOptions:
         elif not Path(model).is_file():
             what = "weight file" if Path(model).suffix in WEIGHT_SUFFIXES else "model"
             raise ValueError(
-                f"{what} '{model}' does not exist; use lite (lite.mild, lite.strong) or the "
-                "path of a weight file"
+                f"{what} '{model}' does not exist; use lite (lite.mild, lite.strong, "
+                "lite.heavy) or the path of a weight file"
             )
         return self

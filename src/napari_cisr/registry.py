@@ -7,8 +7,8 @@ the accepted precisions. The CLI and the widget validate against it before torch
 A model is named as in timm: ``<variant>.x<scale>`` (``lite.x2``), or by its variant alone
 (``lite``) where the scale is given separately; :func:`list_models` lists the names. A name may
 end with the compression its weights were trained for, as timm's pretrained tags
-(``lite.x2.mild``, ``lite.strong``: :data:`COMPRESSIONS`); a name without one is routed per
-input by :mod:`napari_cisr.compression`.
+(``lite.x2.mild``, ``lite.strong``, ``lite.heavy``: :data:`COMPRESSIONS`); a name without one
+is routed per input by :mod:`napari_cisr.compression`.
 """
 
 from __future__ import annotations
@@ -45,10 +45,12 @@ DEFAULT_SCALE = 2
 
 #: What a set of shipped weights was trained for. ``strong``: every compression, the paper's
 #: JPEG q10-50 and WebP q5-40 weighted most (the general weights, what a model name without a
-#: tag loads where no input decides); ``mild``: JPEG quality 55 and above, WebP 45 and above
-#: and uncompressed input only, where it restores more detail (docs/models.md, *Mild
-#: compression*).
-COMPRESSIONS: tuple[str, ...] = ("strong", "mild")
+#: tag loads where no input decides, and what an image whose pixels show blocking but whose
+#: quality is unknown runs); ``mild``: JPEG quality 55 and above, WebP 45 and above and
+#: uncompressed input only, where it restores more detail (docs/models.md, *Mild
+#: compression*); ``heavy``: JPEG below quality 55 and WebP below 45 only, for files whose
+#: quality says so (docs/models.md, *Heavy compression*).
+COMPRESSIONS: tuple[str, ...] = ("strong", "mild", "heavy")
 
 #: The weights a name without a compression tag loads when no input decides.
 DEFAULT_COMPRESSION = "strong"
@@ -89,11 +91,22 @@ PRETRAINED: dict[str, WeightSpec] = {
         variant="lite",
         scale=2,
         filename="lite-x2.safetensors",
-        sha256="7b67583cf1a40891da85cbbd9be08b3c5d23b71d5242d622b85acc0bd2af3efe",
+        sha256="7ac6753a5252b4f31c7f6b7561e1931e2c004334f49aa1205c947b945a8570a2",
         description=(
-            "stage 38 of experiments/configs/lite-x2/; its lineage, data, commands and "
+            "stage 39 of experiments/configs/lite-x2/; its lineage, data, commands and "
             "scores are in docs/models.md"
         ),
+    ),
+    "lite-x2-heavy": WeightSpec(
+        variant="lite",
+        scale=2,
+        filename="lite-x2-heavy.safetensors",
+        sha256="06006fddfb90ee07c0c5cbb3bd739e5f485606a14a4bea8fe2e7f8966f51e1c8",
+        description=(
+            "stage 40 of experiments/configs/lite-x2/; its lineage, data, commands and "
+            "scores are in docs/models.md"
+        ),
+        compression="heavy",
     ),
     "lite-x2-mild": WeightSpec(
         variant="lite",
@@ -110,9 +123,9 @@ PRETRAINED: dict[str, WeightSpec] = {
         variant="lite",
         scale=3,
         filename="lite-x3.safetensors",
-        sha256="b7d8e5fc5f00cd7f195d701e266f146b5eb0c2046711a21c3ec3034357be305c",
+        sha256="88614cda348d308280960b02372079a38010d113bf65c236e386aeb7db022fe0",
         description=(
-            "stage 21 of experiments/configs/lite-x3/; its lineage, data, commands and "
+            "stage 22 of experiments/configs/lite-x3/; its lineage, data, commands and "
             "scores are in docs/models.md"
         ),
     ),
@@ -131,9 +144,9 @@ PRETRAINED: dict[str, WeightSpec] = {
         variant="lite",
         scale=4,
         filename="lite-x4.safetensors",
-        sha256="0056da7259ab733165e564166b0212f9c8689d81adcbff8638dfc12a786b50ef",
+        sha256="2b6f1a2c6059cddf15220c5ae9f03b8470be2c01e3ed1d33ce89794e6f22ecd8",
         description=(
-            "stage 23 of experiments/configs/lite-x4/; its lineage, data, commands and "
+            "stage 24 of experiments/configs/lite-x4/; its lineage, data, commands and "
             "scores are in docs/models.md"
         ),
     ),
