@@ -129,6 +129,17 @@ PRETRAINED: dict[str, WeightSpec] = {
             "scores are in docs/models.md"
         ),
     ),
+    "lite-x3-heavy": WeightSpec(
+        variant="lite",
+        scale=3,
+        filename="lite-x3-heavy.safetensors",
+        sha256="de8a9c50035b5656941b654963c749ecb607405112a60bb3ea4e04d85f63e6da",
+        description=(
+            "stage 23 of experiments/configs/lite-x3/; its lineage, data, commands and "
+            "scores are in docs/models.md"
+        ),
+        compression="heavy",
+    ),
     "lite-x3-mild": WeightSpec(
         variant="lite",
         scale=3,
