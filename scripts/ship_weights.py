@@ -114,19 +114,20 @@ def ship(scale: int, stage: int, mild: bool = False, heavy: bool = False) -> str
     name = lineage(scale, mild)
     key = f"lite-x{scale}-mild" if mild else f"lite-x{scale}-heavy" if heavy else f"lite-x{scale}"
     run = ROOT / "runs" / f"{name}-stage{stage}"
-    target = WEIGHTS / f"{key}.safetensors"
-    shutil.copyfile(run / "last.safetensors", target)
-    sha = hashlib.sha256(target.read_bytes()).hexdigest()
+    sha = hashlib.sha256((run / "last.safetensors").read_bytes()).hexdigest()
     text = REGISTRY.read_text()
     block = re.search(rf'"{key}": WeightSpec\(.*?\n    \),', text, re.S)
     if block is None:
         raise SystemExit(f"{REGISTRY}: no WeightSpec for {key}; add one to PRETRAINED first")
-    updated = re.sub(r'sha256="[0-9a-f]{64}"', f'sha256="{sha}"', block.group(0))
-    updated = re.sub(
+    updated, hashes = re.subn(r'sha256="[0-9a-f]{64}"', f'sha256="{sha}"', block.group(0))
+    updated, stages = re.subn(
         rf'"stage \d+ of experiments/configs/{name}/;',
         f'"stage {stage} of experiments/configs/{name}/;',
         updated,
     )
+    if (hashes, stages) != (1, 1):  # a new entry needs a 64-hex placeholder and its lineage
+        raise SystemExit(f"{REGISTRY}: {key}'s sha256 or stage description is not in the form")
+    shutil.copyfile(run / "last.safetensors", WEIGHTS / f"{key}.safetensors")  # checked first
     REGISTRY.write_text(text.replace(block.group(0), updated))
     shutil.copyfile(run / "log.jsonl", RESULTS / f"train-{name}-stage{stage}.jsonl")
     return sha

@@ -487,7 +487,9 @@ def test_widget_offers_only_models_with_shipped_weights():
             assert load_model(name, scale=scale).scale == scale
 
 
-def test_widget_cancel_stops_promptly(make_napari_viewer, qtbot, weights_file, monkeypatch):
+def test_widget_cancel_stops_before_the_last_iteration(
+    make_napari_viewer, qtbot, weights_file, monkeypatch
+):
     import threading
 
     import napari_cisr.inference
