@@ -1,9 +1,13 @@
-"""Where routing by pixels sends an image: how often a blocking grid shows, per compression.
+"""Where routing by pixels sends an image: how often a blocking grid shows, which JPEG quality
+its pixels show, and which weights run, per compression.
 
 An image whose file says nothing about its compression (a PNG, a TIFF, a zarr store, an array)
 is routed by its pixels (:mod:`napari_cisr.compression`): a JPEG blocking grid
-(:func:`napari_cisr.engine.grid.estimate_grid`) sends it to the general weights, none to the
-mild ones. This counts, per JPEG/WebP quality, the share of images that show a grid, on
+(:func:`napari_cisr.engine.grid.estimate_grid`) whose quality the pixels show
+(:func:`napari_cisr.quantisation.jpeg_quality_from_pixels`) by that quality, as a file's
+(heavy below 55, mild from 55), a grid whose quality they do not show to the general weights
+(strong), no grid to the mild ones. This counts, per JPEG/WebP quality, the images that show a
+grid, those whose JPEG quality was read within one of the truth, and where each was routed, on
 *training* photos (never the held-out ones), degraded as ``napari-cisr eval`` degrades them
 (÷3, bicubic ×1/2, then compressed), with the blocking score's quartiles beside it.
 
@@ -22,6 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from napari_cisr.blocking import detect_blocking
+from napari_cisr.compression import compression_from_grid
 from napari_cisr.degrade import bicubic_downscale, compress, parse_configs
 from napari_cisr.engine.grid import estimate_grid
 from napari_cisr.io import read_image
@@ -39,24 +44,45 @@ def main() -> None:
 
     files = sorted(p for folder in FOLDERS for p in Path(folder).iterdir() if p.is_file())
     files = random.Random(0).sample(files, args.photos)
-    found: dict[str, list[tuple[bool, float]]] = {label: [] for label in CONFIGS}
+    found: dict[str, list[tuple[bool, float, int | None, str]]] = {label: [] for label in CONFIGS}
     for path in files:
         hr = read_image(path)
         hr = np.repeat(hr[..., None], 3, axis=2) if hr.ndim == 2 else hr[..., :3]
         lr = bicubic_downscale(bicubic_downscale(hr, 3), args.scale)
         for label, (codec, quality) in zip(CONFIGS, parse_configs(CONFIGS), strict=True):
             z = compress(lr, codec, quality)
-            found[label].append((estimate_grid(z) is not None, float(detect_blocking(z).score)))
+            grid = estimate_grid(z)
+            read = None if grid is None else grid.jpeg_quality
+            score = float(detect_blocking(z).score)
+            found[label].append((grid is not None, score, read, compression_from_grid(grid)))
     report = {}
     print(f"{len(files)} training photos, x{args.scale}")
-    print("| config | grid shown (routed to the general weights) | blocking score, quartiles |")
-    print("| --- | --- | --- |")
-    for label, results in found.items():
-        shown = sum(grid for grid, _ in results)
-        scores = np.quantile([score for _, score in results], [0.25, 0.5, 0.75]).round(3)
-        report[label] = {"grid": shown, "photos": len(results), "score_quartiles": scores.tolist()}
+    print(
+        "| config | grid shown | JPEG quality read (within 1 of the truth) "
+        "| routed heavy / strong / mild | blocking score, quartiles |"
+    )
+    print("| --- | --- | --- | --- | --- |")
+    for label, (codec, quality) in zip(CONFIGS, parse_configs(CONFIGS), strict=True):
+        results = found[label]
+        shown = sum(grid for grid, *_ in results)
+        read = [q for _, _, q, _ in results if q is not None]
+        right = sum(abs(q - quality) <= 1 for q in read) if codec == "jpeg" else 0
+        routed = {c: sum(r == c for *_, r in results) for c in ("heavy", "strong", "mild")}
+        scores = np.quantile([s for _, s, _, _ in results], [0.25, 0.5, 0.75]).round(3)
+        report[label] = {
+            "grid": shown,
+            "photos": len(results),
+            "quality_read": len(read),
+            "quality_within_1": right,
+            "routed": routed,
+            "score_quartiles": scores.tolist(),
+        }
         quartiles = " / ".join(f"{q:.3f}" for q in scores)
-        print(f"| {label} | {shown}/{len(results)} | {quartiles} |")
+        n = len(results)
+        print(
+            f"| {label} | {shown}/{n} | {len(read)}/{n} ({right}) "
+            f"| {routed['heavy']} / {routed['strong']} / {routed['mild']} | {quartiles} |"
+        )
     if args.json:
         args.json.write_text(json.dumps({"photos": [p.name for p in files], **report}, indent=1))
 

@@ -1,5 +1,6 @@
 """Routing a model name to the weights trained for each input's compression: what a file says
-(JPEG and WebP quality), else what its pixels show (a JPEG blocking grid), in the library, the
+(JPEG and WebP quality), else what its pixels show (a JPEG blocking grid and the quality its
+quantisation shows), in the library, the
 photo jobs and the evaluation; a tag or a weight file is never re-routed."""
 
 from __future__ import annotations
@@ -47,17 +48,17 @@ def test_what_a_file_says_decides_where_it_says_it(info, compression):
     assert compression_from_info(info) == compression
 
 
-def test_the_pixels_decide_by_the_blocking_grid():
+def test_the_pixels_decide_by_the_blocking_grid_and_its_quality():
     jpeg = read_image(DATA / "sample_x2_q15.jpg")  # JPEG quality 15: a clear 8×8 grid
     clean = read_image(DATA / "sample_hr.png")
-    assert compression_from_pixels(jpeg) == "strong"
+    assert compression_from_pixels(jpeg) == "heavy"  # the pixels show quality 15
     assert compression_from_pixels(clean) == "mild"
     import dask.array as da
 
     assert compression_from_pixels(da.from_array(clean, chunks=(40, 50, 3))) == "mild"
     # what a file says wins over the pixels; with neither, the general weights
     assert input_compression(clean, {"codec": "jpeg", "quality": 20}) == "heavy"
-    assert input_compression(jpeg, {"codec": "png"}) == "strong"  # a grid, quality unknown
+    assert input_compression(jpeg, {"codec": "png"}) == "heavy"  # the file says nothing
     assert input_compression() == registry.DEFAULT_COMPRESSION
 
 
@@ -113,7 +114,8 @@ def test_a_name_runs_the_weights_for_the_image_s_compression():
     mild, strong = _run(clean, "lite.mild"), _run(clean, "lite.strong")
     assert not np.array_equal(mild, strong)  # two sets of weights
     np.testing.assert_array_equal(_run(clean, "lite"), mild)
-    np.testing.assert_array_equal(_run(jpeg, "lite"), _run(jpeg, "lite.strong"))
+    heavy = route_model("lite", 2, "heavy")  # the pixels show JPEG quality 15
+    np.testing.assert_array_equal(_run(jpeg, "lite"), _run(jpeg, heavy))
 
 
 def test_a_photo_file_is_routed_by_its_own_quality(tmp_path):
@@ -175,7 +177,8 @@ def test_routing_detects_the_grid_once_and_the_tiles_reuse_it(monkeypatch, lazy)
         jpeg = da.from_array(jpeg, chunks=(45, 50, 3))
     options = InferenceOptions(scale=2, tile=32, device="cpu", precision="float32")
     result = run_to_completion(steps_for(jpeg, options.validate()))
-    assert result.model == "lite.strong"  # the q15 grid routed it to the general weights
+    # the q15 grid and the quality its pixels show routed it to the heavy weights
+    assert result.model == route_model("lite", 2, "heavy")
     np.asarray(result.image)  # a lazy result computes its tiles here
     assert calls == [jpeg.shape]
     tagged = run_to_completion(steps_for(jpeg, replace(options, model="lite.mild")))
@@ -199,3 +202,26 @@ def test_the_evaluation_routes_each_configuration_as_its_file_would(tmp_path):
     assert "lite.mild on jpeg-q70, webp-q90, none" in format_table(report)
     fixed = evaluate([tmp_path], 2, "lite.strong", configs[:1], downscale=1, device="cpu")
     assert "models_run" not in fixed
+
+
+def test_the_evaluation_can_route_by_the_pixels_alone_as_an_array_is(tmp_path):
+    from napari_cisr.train.evaluate import evaluate, evaluation_pairs, model_for
+
+    Image.open(DATA / "sample_hr.png").save(tmp_path / "photo.png")
+    configs = [("jpeg", 30), ("webp", 90)]
+    report = evaluate([tmp_path], 2, "lite", configs, downscale=1, device="cpu", routing="pixels")
+    assert report["routing"] == "pixels"
+    pairs = {
+        label: z for _, label, _, z in evaluation_pairs([tmp_path / "photo.png"], 2, configs, 1)
+    }
+    for label, z in pairs.items():  # each pair ran what its pixels alone route it to
+        expected = route_model("lite", 2, compression_from_pixels(z))
+        assert report["models_run"][label] == expected
+        assert report["per_photo"]["photo.png"][label]["model"] == expected
+    # a JPEG q30 array shows its quality in its pixels: heavy, as its file would be
+    assert report["models_run"]["jpeg-q30"] == route_model("lite", 2, "heavy")
+    assert model_for("lite", 2, "jpeg-q30", pairs["jpeg-q30"], "file") == route_model(
+        "lite", 2, "heavy"
+    )
+    with pytest.raises(ValueError, match="routing must be one of file, pixels"):
+        evaluate([tmp_path], 2, "lite", configs, downscale=1, routing="exif")

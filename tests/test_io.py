@@ -16,7 +16,7 @@ from PIL import Image
 import napari_cisr
 from napari_cisr import io
 from napari_cisr.io import read_image
-from napari_cisr.io.info import _ijg_table as ijg_table
+from napari_cisr.io.info import ijg_luma_table as ijg_table
 from napari_cisr.io.info import vp8_quantizer
 from napari_cisr.metadata import read_metadata
 from photo_files import display_p3_profile, save_camera_jpeg, smooth_photo

@@ -9,11 +9,13 @@ A model name with a compression tag (``lite.x2.mild``) names its weights. A name
    WebP's, estimated from its frame header, at least :data:`MILD_WEBP_QUALITY` → ``mild``,
    below → ``heavy``; a lossless WebP → ``mild``
    (:func:`napari_cisr.io.image_info` estimates the qualities).
-2. Otherwise, what the pixels show (:func:`compression_from_pixels`): a JPEG blocking grid
-   (:func:`napari_cisr.engine.grid.estimate_grid`) → ``strong`` (the general weights: a grid
-   shows at light qualities too, so the quality stays unknown;
-   ``benchmarks/routing_by_pixels.py``), none → ``mild``. PNG, TIFF, zarr stores and
-   in-memory arrays are routed so.
+2. Otherwise, what the pixels show (:func:`compression_from_pixels`), for PNG, TIFF, zarr
+   stores and in-memory arrays: a JPEG blocking grid
+   (:func:`napari_cisr.engine.grid.estimate_grid`) whose quantisation the pixels show
+   (:func:`napari_cisr.quantisation.jpeg_quality_from_pixels`) is routed by that quality as a
+   file's would be; a grid whose quality cannot be read (WebP's, a JPEG with few textured
+   blocks) → ``strong`` (the general weights, trained for every compression: a grid shows at
+   light qualities too; ``benchmarks/routing_by_pixels.py``); no grid → ``mild``.
 
 Where the routed weights do not ship (a variant or scale without mild or heavy weights), the
 general ones run.
@@ -39,6 +41,7 @@ from napari_cisr.registry import (
 __all__ = [
     "MILD_JPEG_QUALITY",
     "MILD_WEBP_QUALITY",
+    "ROUTINGS",
     "compression_from_grid",
     "compression_from_info",
     "compression_from_pixels",
@@ -55,6 +58,9 @@ log = logging.getLogger(__name__)
 #: trained on (experiments/configs/lite-mild-x*/), chosen before any held-out score was seen.
 MILD_JPEG_QUALITY = 55
 MILD_WEBP_QUALITY = 45
+#: How ``napari-cisr eval`` routes a name: as a file of each configuration would be (its
+#: quality, then its pixels), or by the pixels alone, as an array, a PNG or a zarr store is.
+ROUTINGS = ("file", "pixels")
 
 
 def compression_from_info(info: Mapping[str, Any] | None) -> str | None:
@@ -81,7 +87,12 @@ def compression_from_info(info: Mapping[str, Any] | None) -> str | None:
     threshold = {"jpeg": MILD_JPEG_QUALITY, "webp": MILD_WEBP_QUALITY}.get(str(codec))
     if threshold is None or quality is None:
         return None
-    return "mild" if int(quality) >= threshold else "heavy"
+    return _by_quality(int(quality), threshold)
+
+
+def _by_quality(quality: int, threshold: int) -> str:
+    """``"mild"`` at or above the codec's threshold, ``"heavy"`` below."""
+    return "mild" if quality >= threshold else "heavy"
 
 
 def file_description(path: str | os.PathLike) -> dict[str, Any] | None:
@@ -96,7 +107,7 @@ def file_description(path: str | os.PathLike) -> dict[str, Any] | None:
 
 
 def compression_from_pixels(image: Any) -> str:
-    """``"strong"`` where the image shows a JPEG blocking grid, ``"mild"`` where it shows none.
+    """The compression an image's pixels show (:func:`compression_from_grid` of its grid).
 
     Parameters
     ----------
@@ -114,7 +125,7 @@ def compression_from_pixels(image: Any) -> str:
 
 
 def compression_from_grid(grid: Any) -> str:
-    """``"strong"`` for a detected blocking grid, ``"mild"`` for None.
+    """The compression a plane's blocking grid shows.
 
     Parameters
     ----------
@@ -125,8 +136,15 @@ def compression_from_grid(grid: Any) -> str:
     Returns
     -------
     str
+        ``"mild"`` or ``"heavy"`` for a JPEG grid whose quality the pixels show (the
+        thresholds of a file's quality), ``"strong"`` for a grid whose quality they do not,
+        ``"mild"`` for no grid (None).
     """
-    return "strong" if grid is not None else "mild"
+    if grid is None:
+        return "mild"
+    if grid.jpeg_quality is not None:
+        return _by_quality(grid.jpeg_quality, MILD_JPEG_QUALITY)
+    return "strong"
 
 
 def input_compression(image: Any = None, info: Mapping[str, Any] | None = None) -> str:
@@ -142,7 +160,7 @@ def input_compression(image: Any = None, info: Mapping[str, Any] | None = None) 
     Returns
     -------
     str
-        ``"mild"`` or ``"heavy"`` from the file, ``"mild"`` or ``"strong"`` from the pixels;
+        ``"mild"`` or ``"heavy"`` from the file, any of the three from the pixels;
         :data:`napari_cisr.registry.DEFAULT_COMPRESSION` where neither is given.
     """
     compression = compression_from_info(info)

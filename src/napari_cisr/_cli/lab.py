@@ -96,6 +96,7 @@ def _cmd_eval(args: argparse.Namespace) -> None:
         args.precision,
         args.self_ensemble,
         args.degradation,
+        args.routing,
     )
     print(format_table(report))
     if args.json:
@@ -103,6 +104,7 @@ def _cmd_eval(args: argparse.Namespace) -> None:
 
 
 def add_eval(sub: argparse._SubParsersAction) -> None:
+    from napari_cisr.compression import ROUTINGS
     from napari_cisr.degrade import DEGRADATIONS
 
     p = sub.add_parser("eval", help="PSNR/SSIM on Y against bicubic (the paper's protocol)")
@@ -121,6 +123,13 @@ def add_eval(sub: argparse._SubParsersAction) -> None:
         choices=DEGRADATIONS,
         help="how the LR input is made: the paper's (antialiased bicubic, 4:2:0 JPEG), another "
         "kernel, 4:4:4 chroma, double compression, or 'realistic' (a mixture of those)",
+    )
+    p.add_argument(
+        "--routing",
+        default="file",
+        choices=ROUTINGS,
+        help="how a model name without a compression tag (lite) is routed: as a file of each "
+        "configuration's quality would be, or by the pixels alone, as an array or a PNG is",
     )
     p.add_argument("--json", help="also save the report as JSON")
     p.set_defaults(func=_cmd_eval)

@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 
 from napari_cisr.blocking import detect_blocking
+from napari_cisr.quantisation import jpeg_quality_from_pixels
 
 #: Whole-plane grid detection up to this many pixels; above it, crops are sampled (so the
 #: detection's memory stays bounded: it holds a few float32 maps of what it analyses).
@@ -18,10 +19,14 @@ _GRID_CROP = 1024
 
 @dataclass(frozen=True)
 class GridInfo:
-    """Compression grid of a whole plane: ``period`` and ``offset`` as (rows, columns)."""
+    """Compression grid of a whole plane: ``period`` and ``offset`` as (rows, columns), and
+    ``jpeg_quality``, the IJG quality its pixels show where the grid is JPEG's 8×8 one and
+    its quantisation can be read (:func:`napari_cisr.quantisation.jpeg_quality_from_pixels`),
+    else None."""
 
     period: tuple[int, int]
     offset: tuple[int, int]
+    jpeg_quality: int | None = None
 
 
 def _grid_crops(shape: tuple[int, int]) -> list[tuple[slice, slice]]:
@@ -39,15 +44,21 @@ def _grid_crops(shape: tuple[int, int]) -> list[tuple[slice, slice]]:
 
 
 def _grid_from_crops(origins: list[tuple[int, int]], *crops: np.ndarray) -> GridInfo | None:
-    """Best grid over the crops (highest score), offsets moved to plane coordinates."""
+    """Best grid over the crops (highest score), offsets moved to plane coordinates, with the
+    JPEG quality read on the crop that showed it best."""
     best = None
     for (y0, x0), crop in zip(origins, crops, strict=True):
-        report = detect_blocking(np.asarray(crop))
+        crop = np.asarray(crop)
+        report = detect_blocking(crop)
         if report.grid is not None and (best is None or report.score > best[0]):
-            period = report.grid
-            offset = ((report.offset[0] + y0) % period[0], (report.offset[1] + x0) % period[1])
-            best = (report.score, GridInfo(period, offset))
-    return None if best is None else best[1]
+            best = (report.score, report, (y0, x0), crop)
+    if best is None:
+        return None
+    _, report, (y0, x0), crop = best
+    period = report.grid
+    offset = ((report.offset[0] + y0) % period[0], (report.offset[1] + x0) % period[1])
+    quality = jpeg_quality_from_pixels(crop, report.offset) if period == (8, 8) else None
+    return GridInfo(period, offset, quality)
 
 
 def lazy_grid(image: Any) -> Any:
@@ -77,7 +88,8 @@ def estimate_grid(image: Any) -> GridInfo | None:
     Returns
     -------
     GridInfo or None
-        ``None`` when no blocking is detected.
+        ``None`` when no blocking is detected; for a JPEG grid, with the quality its pixels
+        show where they show one.
     """
     crops = _grid_crops(image.shape[:2])
     origins = [(ys.start, xs.start) for ys, xs in crops]

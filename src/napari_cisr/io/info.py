@@ -33,13 +33,15 @@ _ANNEX_K_LUMA = np.array(
 _SAMPLING_NAMES = {0: "4:4:4", 1: "4:2:2", 2: "4:2:0"}
 
 
-def _ijg_table(quality: int) -> np.ndarray:
-    """The baseline IJG (libjpeg ``jpeg_set_quality``) luma table for ``quality`` 1..100."""
+def ijg_luma_table(quality: int) -> np.ndarray:
+    """The baseline IJG (libjpeg ``jpeg_set_quality``) luma table for ``quality`` 1..100:
+    64 int64 steps in natural (row-major) order."""
     scale = 5000 // quality if quality < 50 else 200 - 2 * quality
     return np.clip((_ANNEX_K_LUMA * scale + 50) // 100, 1, 255)
 
 
-_IJG_TABLES = np.stack([_ijg_table(q) for q in range(1, 101)])
+#: :func:`ijg_luma_table` of every quality 1..100, 100×64 (row ``q - 1`` is quality ``q``).
+IJG_LUMA_TABLES = np.stack([ijg_luma_table(q) for q in range(1, 101)])
 
 
 def estimate_jpeg_quality(luma_table: Any) -> tuple[int, bool]:
@@ -65,7 +67,7 @@ def estimate_jpeg_quality(luma_table: Any) -> tuple[int, bool]:
     t = np.asarray(luma_table, dtype=np.int64).ravel()
     if t.size != 64:
         raise ValueError(f"a JPEG quantisation table has 64 entries, got {t.size}")
-    err = np.abs(_IJG_TABLES - t).sum(axis=1)
+    err = np.abs(IJG_LUMA_TABLES - t).sum(axis=1)
     candidates = np.flatnonzero(err == err.min()) + 1
     s = float(np.mean(t * 100.0 / _ANNEX_K_LUMA))
     q_inv = 5000.0 / s if s > 100 else (200.0 - s) / 2.0

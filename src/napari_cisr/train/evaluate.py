@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from napari_cisr.compression import input_compression, is_routed, route_model
+from napari_cisr.compression import ROUTINGS, input_compression, is_routed, route_model
 from napari_cisr.degrade import (
     DEGRADATIONS,
     TRAIN_CONFIGS,
@@ -107,12 +107,16 @@ def file_info(label: str) -> dict[str, object]:
     return {}
 
 
-def model_for(model: str | Path, scale: int, label: str, z: np.ndarray) -> str | Path:
+def model_for(
+    model: str | Path, scale: int, label: str, z: np.ndarray, routing: str = "file"
+) -> str | Path:
     """The model that runs on one pair's ``z``: a name routed as a user's file of that
-    configuration would be (:func:`file_info`, then its pixels), anything else unchanged."""
+    configuration would be (:func:`file_info`, then its pixels) or, with ``routing="pixels"``,
+    as the same image in an array would be; anything else unchanged."""
     if not is_routed(model):
         return model
-    return route_model(model, scale, input_compression(z, file_info(label)))
+    info = file_info(label) if routing == "file" else None
+    return route_model(model, scale, input_compression(z, info))
 
 
 def degradation_means(report: dict) -> dict[str, dict[str, float]]:
@@ -156,11 +160,13 @@ def evaluate(
     precision: str = "auto",
     self_ensemble: bool = False,
     degradation: str = "paper",
+    routing: str = "file",
 ) -> dict:
     """Score ``model`` and bicubic on every photo × configuration.
 
     ``device``, ``iterations``, ``precision`` and ``self_ensemble`` are passed to
-    :func:`napari_cisr.super_resolve`; ``degradation`` to :func:`evaluation_pairs`.
+    :func:`napari_cisr.super_resolve`; ``degradation`` to :func:`evaluation_pairs`;
+    ``routing`` (:data:`napari_cisr.compression.ROUTINGS`) to :func:`model_for`.
 
     Returns
     -------
@@ -169,8 +175,10 @@ def evaluate(
         "psnr", "ssim", "gain"}}, "mean": {...}, "sources": {source: {"photos", "gain",
         "least_gain"}}, "per_photo": {photo: {label: {...}}}}`` — per-config means over the
         photos, per-source means (:func:`photo_source`, :func:`source_means`), and each photo's
-        own scores (the same keys).
+        own scores (the same keys, and ``model``, the weights that ran, for a routed name).
     """
+    if routing not in ROUTINGS:
+        raise ValueError(f"routing must be one of {', '.join(ROUTINGS)}, got {routing!r}")
     photos = list_photos(sources)
     if not photos:
         raise ValueError(f"no images found in {', '.join(map(str, sources))}")
@@ -184,7 +192,7 @@ def evaluate(
     pairs = evaluation_pairs(photos, scale, configs, downscale, degradation)
     models_run: dict[str, set[str]] = {}
     for path, label, truth, z in pairs:
-        run = model_for(model, scale, label, z)
+        run = model_for(model, scale, label, z, routing)
         models_run.setdefault(label, set()).add(str(run))
         output = super_resolve(
             z,
@@ -205,6 +213,7 @@ def evaluate(
         per_photo.setdefault(label_of[path], {})[label] = {
             **scores,
             "gain": scores["psnr"] - scores["bicubic_psnr"],
+            **({"model": str(run)} if is_routed(model) else {}),
         }
         row = rows.setdefault(label, {k: [] for k in _KEYS})
         for key, value in scores.items():
@@ -226,7 +235,8 @@ def evaluate(
         "self_ensemble": self_ensemble,
         "configs": table,
     }
-    if is_routed(model):  # which weights each configuration's inputs went to
+    if is_routed(model):  # which weights each configuration's inputs went to, and how
+        report["routing"] = routing
         report["models_run"] = {label: ", ".join(sorted(m)) for label, m in models_run.items()}
     report = summarise(report)
     report["sources"] = source_means(per_photo, {label_of[p]: photo_source(p) for p in photos})
