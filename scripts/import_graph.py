@@ -28,7 +28,7 @@ GROUPS = ("model", "engine", "io", "train", "_batch", "_cli")
 #: the network no files; training and the job runners; the CLI and the napari adapters).
 LAYERS: tuple[tuple[int, str, tuple[str, ...]], ...] = (
     (0, "base", ("", "registry", "options", "values", "progress", "metrics", "degrade")),
-    (1, "io", ("io", "metadata")),
+    (1, "io", ("io", "metadata", "quantisation")),
     (1, "model", ("model", "blocking", "blocking_grid")),
     (2, "runtime", ("runtime", "weights")),
     (3, "engine", ("engine",)),
