@@ -1,6 +1,10 @@
 """Speed of the blocking detector, as ratios measured in one run (this machine is noisy).
 
 - ``detect_blocking`` on a 6-megapixel JPEG (q30) against decoding that JPEG with Pillow;
+- ``estimate_grid`` on the same decoded photo (what routing an array runs: the grid on five
+  1024² crops, then the JPEG quality read from the best one's pixels,
+  :func:`napari_cisr.quantisation.jpeg_quality_from_pixels`), and that quality read alone on
+  a 1024² crop, against the same decode;
 - ``blocking_map`` on one training batch (16×3×48²) against the lite x2 network's forward pass
   on the same batch, the step it is computed in.
 
@@ -21,7 +25,9 @@ from PIL import Image
 from skimage import data
 
 from napari_cisr.blocking import blocking_map, detect_blocking
+from napari_cisr.engine.grid import estimate_grid
 from napari_cisr.model import build_model, variant_config
+from napari_cisr.quantisation import jpeg_quality_from_pixels
 
 
 def _median_seconds(work, repeats: int = 5) -> float:
@@ -44,6 +50,15 @@ def main() -> None:
     decode_s = _median_seconds(lambda: np.asarray(Image.open(io.BytesIO(encoded))))
     detect_s = _median_seconds(lambda: detect_blocking(decoded))
     print(f"detect_blocking, 6 MPix JPEG: {detect_s / decode_s:.2f}x the time to decode it")
+    grid = estimate_grid(decoded)
+    grid_s = _median_seconds(lambda: estimate_grid(decoded))
+    print(
+        f"estimate_grid with the quality read ({grid.jpeg_quality}), 6 MPix JPEG: "
+        f"{grid_s / decode_s:.2f}x the time to decode it"
+    )
+    crop = decoded[:1024, :1024]
+    read_s = _median_seconds(lambda: jpeg_quality_from_pixels(crop))
+    print(f"jpeg_quality_from_pixels, 1024² crop: {read_s / decode_s:.2f}x that decode")
 
     batch = torch.rand(16, 3, 48, 48)
     model = build_model(variant_config("lite", 2)).eval()
