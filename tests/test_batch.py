@@ -836,3 +836,21 @@ def test_a_folder_batch_shows_the_tiles_of_an_image_on_a_terminal(tmp_path, weig
     assert [done for done, _ in steps] == sorted(done for done, _ in steps)
     text = terminal.getvalue()
     assert "step" in text and "image" in text
+
+
+def test_a_folder_s_files_are_routed_by_their_own_quality(tmp_path):
+    """As ``run`` routes a photo: a WebP q20 file says heavy compression, which its pixels
+    alone would not (no JPEG quality to read in them)."""
+    from napari_cisr.compression import compression_from_pixels, route_model
+    from napari_cisr.io import read_image
+
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    Image.fromarray(_photo((40, 48, 3), 2)).save(folder / "heavy.webp", quality=20)
+    decoded = read_image(folder / "heavy.webp")
+    heavy = route_model("lite", 2, "heavy")
+    assert route_model("lite", 2, compression_from_pixels(decoded)) != heavy
+    out = tmp_path / "out.zarr"
+    assert run_batch(folder, out, scale=2, model="lite", tile=TILE).ok
+    result = zarr.open_group(os.fspath(out), mode="r")["heavy"][...]
+    np.testing.assert_array_equal(result, _expected(decoded, heavy))

@@ -305,7 +305,12 @@ class _Work:
         return itertools.chain.from_iterable(streams), total, skipped
 
     def _network_planes(self, item: Item) -> Iterator[tuple[tuple[int, ...], Any, Any, int, dict]]:
-        from napari_cisr.compression import compression_from_grid, is_routed, route_model
+        from napari_cisr.compression import (
+            compression_from_grid,
+            compression_from_info,
+            is_routed,
+            route_model,
+        )
         from napari_cisr.tiling import build_tiled_dask, lazy_grid
 
         for lead, plane in planes(item, item.source):
@@ -314,8 +319,10 @@ class _Work:
             lazy = lazy_grid(plane)
             grid = self.cluster.client.compute(lazy, optimize_graph=False)
             options = self.options
-            if is_routed(options.model):  # the plane's blocking grid chooses the weights
-                compression = compression_from_grid(grid.result())
+            if is_routed(options.model):  # the file's quality, else the plane's grid, decides
+                compression = compression_from_info(item.info)
+                if compression is None:
+                    compression = compression_from_grid(grid.result())
                 routed = route_model(options.model, self.scale, compression)
                 options = dataclasses.replace(options, model=routed)
             built = build_tiled_dask(plane, options, halo=self.halo, grid=lazy)

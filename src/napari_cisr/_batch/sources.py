@@ -31,6 +31,9 @@ class Item:
     y_axis: int
     x_axis: int
     rgb_axis: int | None
+    #: what the image's file says (:func:`napari_cisr.io.image_info`: its JPEG or WebP
+    #: quality routes a model name, :mod:`napari_cisr.compression`); None for zarr arrays
+    info: dict[str, Any] | None = None
 
     @property
     def plane_axes(self) -> list[int]:
@@ -78,6 +81,7 @@ def folder_items(folder: Path) -> tuple[list[Item], list[tuple[str, str]]]:
     import dask
     import dask.array as da
 
+    from napari_cisr.compression import file_description
     from napari_cisr.io import IMAGE_SUFFIXES, ImageReadError, read_image
 
     files = sorted(
@@ -102,7 +106,7 @@ def folder_items(folder: Path) -> tuple[list[Item], list[tuple[str, str]]]:
         lazy = da.from_delayed(
             dask.delayed(read_image, pure=True)(str(f)), pixels.shape, pixels.dtype
         )
-        items.append(Item(f.name, path, lazy, y, x, rgb))
+        items.append(Item(f.name, path, lazy, y, x, rgb, file_description(f)))
         del pixels
     return items, failed
 
