@@ -482,6 +482,8 @@ def test_widget_offers_only_models_with_shipped_weights():
     from napari_cisr.weights import load_model
 
     assert "lite" in _model_names()
+    # each set of lite weights ships at x2, x3 and x4, so each is offered
+    assert {"lite.mild", "lite.strong", "lite.heavy"} <= set(_model_names())
     for name in _model_names():
         for scale in (2, 3, 4):
             assert load_model(name, scale=scale).scale == scale

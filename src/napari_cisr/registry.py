@@ -161,6 +161,17 @@ PRETRAINED: dict[str, WeightSpec] = {
             "scores are in docs/models.md"
         ),
     ),
+    "lite-x4-heavy": WeightSpec(
+        variant="lite",
+        scale=4,
+        filename="lite-x4-heavy.safetensors",
+        sha256="bd60d88e40c02735415b6aa46722216a9f205ae927734662e5c819986849fc6b",
+        description=(
+            "stage 25 of experiments/configs/lite-x4/; its lineage, data, commands and "
+            "scores are in docs/models.md"
+        ),
+        compression="heavy",
+    ),
     "lite-x4-mild": WeightSpec(
         variant="lite",
         scale=4,
