@@ -81,3 +81,14 @@ def test_the_grid_of_a_plane_carries_its_quality_and_routes_by_it():
     assert compression_from_grid(at_threshold) == "mild"
     assert compression_from_grid(GridInfo((8, 8), (0, 0), MILD_JPEG_QUALITY - 1)) == "heavy"
     assert compression_from_grid(None) == "mild"
+
+
+def test_a_large_plane_s_quality_is_read_on_the_crop_that_showed_its_grid():
+    """Planes above 1024² are analysed through five crops; the quality is read on the best one,
+    with the grid offset of that crop, not of the plane."""
+    photo = Image.fromarray(_photo())
+    large = np.asarray(photo.resize((1300, 1100), Image.Resampling.BICUBIC))
+    decoded = _saved(large, "JPEG", 30)[5:, 3:]  # the plane's grid starts at row 3, column 5
+    grid = estimate_grid(decoded)
+    assert grid.period == (8, 8) and grid.offset == (3, 5)
+    assert abs(grid.jpeg_quality - 30) <= 1
