@@ -205,12 +205,13 @@ def test_the_evaluation_routes_each_configuration_as_its_file_would(tmp_path):
 
 
 def test_the_evaluation_can_route_by_the_pixels_alone_as_an_array_is(tmp_path):
-    from napari_cisr.train.evaluate import evaluate, evaluation_pairs, model_for
+    from napari_cisr.train.evaluate import evaluate, evaluation_pairs, format_table, model_for
 
     Image.open(DATA / "sample_hr.png").save(tmp_path / "photo.png")
     configs = [("jpeg", 30), ("webp", 90)]
     report = evaluate([tmp_path], 2, "lite", configs, downscale=1, device="cpu", routing="pixels")
     assert report["routing"] == "pixels"
+    assert "routed by the pixels alone" in format_table(report)
     pairs = {
         label: z for _, label, _, z in evaluation_pairs([tmp_path / "photo.png"], 2, configs, 1)
     }

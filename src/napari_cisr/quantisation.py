@@ -29,9 +29,10 @@ __all__ = ["MIN_FIT", "jpeg_quality_from_pixels"]
 log = logging.getLogger(__name__)
 
 #: The fit (mean ``cos(2π·c/step)``, 1 for coefficients exactly on the steps' multiples, about
-#: 0 for coefficients unrelated to them) a quality's table needs to be reported. JPEG at
-#: qualities 20-80 fits its own table at 0.79-0.99 on training photos, WebP at qualities 20-80
-#: fits every table at -0.03 to 0.0 (``tests/test_quantisation.py`` holds both apart).
+#: 0 for coefficients unrelated to them) a quality's table needs to be reported: halfway
+#: between a JPEG's fit of its own table, near 1, and WebP's fit of any table, near 0
+#: (``tests/test_quantisation.py``; ``benchmarks/routing_by_pixels.py`` reads no quality in
+#: WebP and the right one, to within one, in most JPEGs that show a grid).
 MIN_FIT = 0.5
 #: The lowest AC frequencies (row, column), where most coefficients survive quantisation.
 _FREQUENCIES = ((0, 1), (1, 0), (1, 1), (0, 2), (2, 0), (2, 1), (1, 2), (2, 2), (0, 3), (3, 0))

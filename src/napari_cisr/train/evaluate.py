@@ -284,6 +284,7 @@ def format_table(report: dict) -> str:
             else ""
         )
         + f", {len(report['photos'])} photos"
+        + (", routed by the pixels alone" if report.get("routing") == "pixels" else "")
     )
     if routed := report.get("models_run"):  # which weights each configuration ran
         runs: dict[str, list[str]] = {}
