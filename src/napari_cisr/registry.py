@@ -101,9 +101,9 @@ PRETRAINED: dict[str, WeightSpec] = {
         variant="lite",
         scale=2,
         filename="lite-x2-heavy.safetensors",
-        sha256="06006fddfb90ee07c0c5cbb3bd739e5f485606a14a4bea8fe2e7f8966f51e1c8",
+        sha256="327c87aa1b668684464d24a4c0e30f1521bed0da61b9a993f718dcd4aa520fb1",
         description=(
-            "stage 40 of experiments/configs/lite-x2/; its lineage, data, commands and "
+            "stage 41 of experiments/configs/lite-x2/; its lineage, data, commands and "
             "scores are in docs/models.md"
         ),
         compression="heavy",
