@@ -133,9 +133,9 @@ PRETRAINED: dict[str, WeightSpec] = {
         variant="lite",
         scale=3,
         filename="lite-x3-heavy.safetensors",
-        sha256="de8a9c50035b5656941b654963c749ecb607405112a60bb3ea4e04d85f63e6da",
+        sha256="7be0e24bd24507d44b62e7b27eef95e5ab71ae85f85da1b9ecdfa05bce00e0d9",
         description=(
-            "stage 23 of experiments/configs/lite-x3/; its lineage, data, commands and "
+            "stage 24 of experiments/configs/lite-x3/; its lineage, data, commands and "
             "scores are in docs/models.md"
         ),
         compression="heavy",
