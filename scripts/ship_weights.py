@@ -8,10 +8,10 @@ higher than the shipped stage's, and none of them drops by more than 0.05 dB. Bo
 have been evaluated with the commands of docs/models.md, into
 ``experiments/results/eval-lite-x{scale}-stage{stage}-heldout45{,-realistic,-light}.json``.
 
-The general weights run on strong compression, the paper's protocol and ``--degradation
-realistic`` (JPEG files below quality 55, WebP below 45), and on every image routed by its
-pixels that shows a blocking grid, which most light-quality arrays do
-(``benchmarks/routing_by_pixels.py``): so the light configurations are judged too.
+The general weights run where no heavy weights ship, and on every image routed by its pixels
+that shows a blocking grid whose JPEG quality cannot be read: WebP's, which light-quality
+WebP arrays often show (``benchmarks/routing_by_pixels.py``): so they are judged on the
+paper's protocol, ``--degradation realistic`` and the light configurations.
 The weights for heavy compression (``--heavy``: ``lite-x{scale}-heavy.safetensors``, stages of
 ``experiments/configs/lite-x{scale}/`` trained on heavy compression only) run only on files
 whose quality says heavy (JPEG below 55, WebP below 45), so they are judged on the paper's
