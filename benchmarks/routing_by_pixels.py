@@ -5,11 +5,12 @@ An image whose file says nothing about its compression (a PNG, a TIFF, a zarr st
 is routed by its pixels (:mod:`napari_cisr.compression`): a JPEG blocking grid
 (:func:`napari_cisr.engine.grid.estimate_grid`) whose quality the pixels show
 (:func:`napari_cisr.quantisation.jpeg_quality_from_pixels`) by that quality, as a file's
-(heavy below 55, mild from 55), a grid whose quality they do not show to the general weights
-(strong), no grid to the mild ones. This counts, per JPEG/WebP quality, the images that show a
-grid, those whose JPEG quality was read within one of the truth, and where each was routed, on
-*training* photos (never the held-out ones), degraded as ``napari-cisr eval`` degrades them
-(÷3, bicubic ×1/2, then compressed), with the blocking score's quartiles beside it.
+(:data:`napari_cisr.compression.HEAVY_QUALITY`, ``MILD_QUALITY``), a grid whose quality they
+do not show to the general weights (strong), no grid to the mild ones. This counts, per
+JPEG/WebP quality, the images that show a grid, those whose JPEG quality was read within one
+of the truth, and where each was routed, on *training* photos (never the held-out ones),
+degraded as ``napari-cisr eval`` degrades them (÷3, bicubic ×1/2, then compressed), with the
+blocking score's quartiles beside it.
 
 Usage::
 

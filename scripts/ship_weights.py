@@ -14,9 +14,10 @@ WebP arrays often show (``benchmarks/routing_by_pixels.py``): so they are judged
 paper's protocol, ``--degradation realistic`` and the light configurations.
 The weights for heavy compression (``--heavy``: ``lite-x{scale}-heavy.safetensors``, stages of
 ``experiments/configs/lite-x{scale}/`` trained on heavy compression only) run only on files
-whose quality says heavy (JPEG below 55, WebP below 45), so they are judged on the paper's
-protocol and the realistic variant alone, against the shipped heavy stage or, for the first,
-the general weights' stage of that number:
+whose quality says heavy (:data:`napari_cisr.compression.HEAVY_QUALITY`), so they are judged
+on the configurations of the paper's protocol and the realistic variant that such files route
+to them (:func:`napari_cisr.train.evaluate.file_info`), against the shipped heavy stage or, for
+the first, the general weights' stage of that number:
 
     python scripts/ship_weights.py --heavy --scale 2 --stage 40 --shipped 39 --ship
 
@@ -24,9 +25,9 @@ the general weights' stage of that number:
     python scripts/ship_weights.py --scale 4 --stage 19 --shipped 18 --ship   # and ship
 
 The weights for mild compression (``--mild``: ``lite-x{scale}-mild.safetensors``, stages of
-``experiments/configs/lite-mild-x{scale}/``) run only on the inputs routed to them (JPEG
-quality 55 and above, WebP 45 and above, no blocking: :mod:`napari_cisr.compression`), so
-they are judged on those: the light configurations and uncompressed input
+``experiments/configs/lite-mild-x{scale}/``) run on the inputs routed to them (files of mild
+compression, images without blocking: :mod:`napari_cisr.compression`), so they are judged on
+the light configurations and uncompressed input
 (``eval-lite-mild-x{scale}-stage{stage}-heldout45{-light,-none}.json``), against the shipped
 mild stage or, with ``--general``, the general weights' stage of that number:
 
@@ -72,23 +73,43 @@ def lineage(scale: int, mild: bool = False) -> str:
     return f"lite-mild-x{scale}" if mild else f"lite-x{scale}"
 
 
-def mean_gain(evaluation: dict) -> float:
-    return (evaluation.get("mean") or evaluation["mean_unseen"])["gain"]
+def mean_gain(evaluation: dict, routed: str | None = None) -> float:
+    """The evaluation's mean gain, or with ``routed`` the mean over the configurations whose
+    files route to that compression."""
+    if routed is None:
+        return (evaluation.get("mean") or evaluation["mean_unseen"])["gain"]
+    gains = [v["gain"] for label, v in evaluation["configs"].items() if _routes_to(label, routed)]
+    return sum(gains) / len(gains)
 
 
-def below_bicubic(evaluation: dict) -> tuple[int, int]:
-    """(photos, photo-configuration pairs) whose gain over bicubic is negative."""
+def _routes_to(label: str, compression: str) -> bool:
+    """Whether a file holding configuration ``label``'s input is routed to ``compression``."""
+    from napari_cisr.compression import compression_from_info
+    from napari_cisr.train.evaluate import file_info
+
+    return compression_from_info(file_info(label)) == compression
+
+
+def below_bicubic(evaluation: dict, routed: str | None = None) -> tuple[int, int]:
+    """(photos, photo-configuration pairs) whose gain over bicubic is negative, with
+    ``routed`` among the configurations routed to that compression."""
     pairs = [
         photo
         for photo, configs in evaluation["per_photo"].items()
-        for result in configs.values()
-        if result["gain"] < 0
+        for label, result in configs.items()
+        if result["gain"] < 0 and (routed is None or _routes_to(label, routed))
     ]
     return len(set(pairs)), len(pairs)
 
 
-def summary(evaluations: dict[str, dict], judged: tuple[str, ...]) -> dict:
-    means = {name: mean_gain(e) for name, e in evaluations.items()}
+def summary(
+    evaluations: dict[str, dict], judged: tuple[str, ...], routed: str | None = None
+) -> dict:
+    """Means, per-configuration and per-source gains and losses against bicubic; ``routed``
+    restricts the means and the losses of ``judged`` to the configurations routed there."""
+    means = {
+        name: mean_gain(e, routed if name in judged else None) for name, e in evaluations.items()
+    }
     first = evaluations.get("paper", evaluations["light"])
     return {
         "means": means,
@@ -99,7 +120,10 @@ def summary(evaluations: dict[str, dict], judged: tuple[str, ...]) -> dict:
         "sources": {
             name: {k: v["gain"] for k, v in e["sources"].items()} for name, e in evaluations.items()
         },
-        "below_bicubic": {name: below_bicubic(e) for name, e in evaluations.items()},
+        "below_bicubic": {
+            name: below_bicubic(e, routed if name in judged else None)
+            for name, e in evaluations.items()
+        },
     }
 
 
@@ -154,9 +178,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     judged = JUDGED["mild" if args.mild else "general"]
+    routed = None
     if args.heavy:
-        judged = JUDGED_HEAVY
-    new = summary(load_evaluations(args.scale, args.stage, args.mild), judged)
+        judged, routed = JUDGED_HEAVY, "heavy"
+    new = summary(load_evaluations(args.scale, args.stage, args.mild), judged, routed)
     if args.mild and args.general:  # the general weights on the inputs the mild ones would get
         baseline = RESULTS / f"eval-lite-x{args.scale}-stage{args.shipped}-heldout45"
         shipped = summary(
@@ -167,10 +192,14 @@ def main(argv: list[str] | None = None) -> int:
             judged,
         )
     else:
-        shipped = summary(load_evaluations(args.scale, args.shipped, args.mild), judged)
+        shipped = summary(load_evaluations(args.scale, args.shipped, args.mild), judged, routed)
+    scope = " (configurations routed to the heavy weights)" if routed else ""
     for label, s in ((f"stage {args.stage}", new), (f"stage {args.shipped} (shipped)", shipped)):
         means = " / ".join(f"{k} {v:+.3f}" for k, v in s["means"].items())
-        print(f"x{args.scale} {label}: {means}; mean of {'+'.join(judged)} {s['mean_judged']:+.3f}")
+        print(
+            f"x{args.scale} {label}{scope}: {means}; "
+            f"mean of {'+'.join(judged)} {s['mean_judged']:+.3f}"
+        )
         print(f"  below bicubic (photos, pairs): {s['below_bicubic']}")
     ok = passes(new, shipped)
     print(f"passes the shipping rule: {ok}")

@@ -15,8 +15,8 @@ from PIL import Image
 
 from napari_cisr import registry
 from napari_cisr.compression import (
-    MILD_JPEG_QUALITY,
-    MILD_WEBP_QUALITY,
+    HEAVY_QUALITY,
+    MILD_QUALITY,
     compression_from_info,
     compression_from_pixels,
     input_compression,
@@ -31,11 +31,15 @@ DATA = Path(str(resources.files("napari_cisr") / "data"))
 @pytest.mark.parametrize(
     ("info", "compression"),
     [
-        ({"codec": "jpeg", "quality": MILD_JPEG_QUALITY}, "mild"),
-        ({"codec": "jpeg", "quality": MILD_JPEG_QUALITY - 1}, "heavy"),
+        ({"codec": "jpeg", "quality": MILD_QUALITY["jpeg"]}, "mild"),
+        ({"codec": "jpeg", "quality": MILD_QUALITY["jpeg"] - 1}, "strong"),
+        ({"codec": "jpeg", "quality": HEAVY_QUALITY["jpeg"]}, "strong"),
+        ({"codec": "jpeg", "quality": HEAVY_QUALITY["jpeg"] - 1}, "heavy"),
         ({"codec": "jpeg", "quality": None}, None),  # no quantisation table read
-        ({"codec": "webp", "lossless": False, "quality": MILD_WEBP_QUALITY}, "mild"),
-        ({"codec": "webp", "lossless": False, "quality": MILD_WEBP_QUALITY - 1}, "heavy"),
+        ({"codec": "webp", "lossless": False, "quality": MILD_QUALITY["webp"]}, "mild"),
+        ({"codec": "webp", "lossless": False, "quality": MILD_QUALITY["webp"] - 1}, "strong"),
+        ({"codec": "webp", "lossless": False, "quality": HEAVY_QUALITY["webp"]}, "strong"),
+        ({"codec": "webp", "lossless": False, "quality": HEAVY_QUALITY["webp"] - 1}, "heavy"),
         ({"codec": "webp", "lossless": True}, "mild"),
         ({"codec": "webp", "lossless": False}, None),  # header not read: the pixels decide
         ({"codec": "png"}, None),
@@ -191,15 +195,18 @@ def test_the_evaluation_routes_each_configuration_as_its_file_would(tmp_path):
     from napari_cisr.train.evaluate import evaluate, format_table
 
     Image.open(DATA / "sample_hr.png").save(tmp_path / "photo.png")
-    configs = [("jpeg", 30), ("jpeg", 70), ("webp", 90), ("none", 100)]
+    configs = [("jpeg", 30), ("jpeg", 70), ("webp", 30), ("webp", 90), ("none", 100)]
     report = evaluate([tmp_path], 2, "lite", configs, downscale=1, device="cpu")
     assert report["models_run"] == {
         "jpeg-q30": route_model("lite", 2, "heavy"),
-        "jpeg-q70": "lite.mild",
+        "jpeg-q70": "lite.strong",  # between the heavy and the mild bands
+        "webp-q30": "lite.strong",
         "webp-q90": "lite.mild",
         "none": "lite.mild",
     }
-    assert "lite.mild on jpeg-q70, webp-q90, none" in format_table(report)
+    table = format_table(report)
+    assert "lite.strong on jpeg-q70, webp-q30" in table
+    assert "lite.mild on webp-q90, none" in table
     fixed = evaluate([tmp_path], 2, "lite.strong", configs[:1], downscale=1, device="cpu")
     assert "models_run" not in fixed
 

@@ -13,7 +13,7 @@ import pytest
 from PIL import Image
 
 from napari_cisr.blocking import detect_blocking
-from napari_cisr.compression import MILD_JPEG_QUALITY, compression_from_grid
+from napari_cisr.compression import HEAVY_QUALITY, MILD_QUALITY, compression_from_grid
 from napari_cisr.engine.grid import GridInfo, estimate_grid
 from napari_cisr.io import read_image
 from napari_cisr.quantisation import jpeg_quality_from_pixels
@@ -77,9 +77,14 @@ def test_the_grid_of_a_plane_carries_its_quality_and_routes_by_it():
     assert compression_from_grid(estimate_grid(light)) == "mild"
     # a grid whose quality is unknown (WebP's macroblocks) runs the general weights
     assert compression_from_grid(GridInfo((16, 16), (0, 0))) == "strong"
-    at_threshold = GridInfo((8, 8), (0, 0), MILD_JPEG_QUALITY)
-    assert compression_from_grid(at_threshold) == "mild"
-    assert compression_from_grid(GridInfo((8, 8), (0, 0), MILD_JPEG_QUALITY - 1)) == "heavy"
+    # a quality the pixels show routes as a JPEG file's would: heavy, general, mild
+    for quality, compression in [
+        (HEAVY_QUALITY["jpeg"] - 1, "heavy"),
+        (HEAVY_QUALITY["jpeg"], "strong"),
+        (MILD_QUALITY["jpeg"] - 1, "strong"),
+        (MILD_QUALITY["jpeg"], "mild"),
+    ]:
+        assert compression_from_grid(GridInfo((8, 8), (0, 0), quality)) == compression
     assert compression_from_grid(None) == "mild"
 
 

@@ -5,9 +5,9 @@ A model name with a compression tag (``lite.x2.mild``) names its weights. A name
 (:data:`napari_cisr.registry.COMPRESSIONS`):
 
 1. What the file says (:func:`compression_from_info`): a JPEG's quality, estimated from its
-   quantisation table, at least :data:`MILD_JPEG_QUALITY` → ``mild``, below → ``heavy``; a
-   WebP's, estimated from its frame header, at least :data:`MILD_WEBP_QUALITY` → ``mild``,
-   below → ``heavy``; a lossless WebP → ``mild``
+   quantisation table, or a WebP's, estimated from its frame header, below the codec's
+   :data:`HEAVY_QUALITY` → ``heavy``, from its :data:`MILD_QUALITY` → ``mild``, between the two
+   → ``strong`` (the general weights); a lossless WebP → ``mild``
    (:func:`napari_cisr.io.image_info` estimates the qualities).
 2. Otherwise, what the pixels show (:func:`compression_from_pixels`), for PNG, TIFF, zarr
    stores and in-memory arrays: a JPEG blocking grid
@@ -39,8 +39,8 @@ from napari_cisr.registry import (
 )
 
 __all__ = [
-    "MILD_JPEG_QUALITY",
-    "MILD_WEBP_QUALITY",
+    "HEAVY_QUALITY",
+    "MILD_QUALITY",
     "ROUTINGS",
     "compression_from_grid",
     "compression_from_info",
@@ -53,11 +53,15 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-#: JPEGs of at least this (estimated IJG) quality go to the mild weights, and WebPs of at
-#: least the second (estimated libwebp quality): the lowest qualities of each codec they were
-#: trained on (experiments/configs/lite-mild-x*/), chosen before any held-out score was seen.
-MILD_JPEG_QUALITY = 55
-MILD_WEBP_QUALITY = 45
+#: Per codec, the (estimated IJG or libwebp) quality below which the weights for heavy
+#: compression run, and the quality from which the weights for mild compression run; between
+#: the two, the general weights. Chosen where each set of weights overtakes the next on training
+#: and validation photos, never on held-out ones (``benchmarks/routing_thresholds.py``): the
+#: heavy weights lead to JPEG q50 and WebP q20 at every scale, the general ones from JPEG q55
+#: and WebP q25; the mild ones lead from JPEG q80 and WebP q45 at x2 and x3 (at x4 from q70
+#: and q40, by at most 0.014 dB there).
+HEAVY_QUALITY: dict[str, int] = {"jpeg": 55, "webp": 25}
+MILD_QUALITY: dict[str, int] = {"jpeg": 75, "webp": 45}
 #: How ``napari-cisr eval`` routes a name: as a file of each configuration would be (its
 #: quality, then its pixels), or by the pixels alone, as an array, a PNG or a zarr store is.
 ROUTINGS = ("file", "pixels")
@@ -76,23 +80,26 @@ def compression_from_info(info: Mapping[str, Any] | None) -> str | None:
     Returns
     -------
     str or None
-        ``"mild"``, ``"heavy"``, or None (PNG, TIFF, a JPEG without a quantisation table, a
-        WebP whose header was not read, nothing known): then the pixels decide.
+        ``"heavy"``, ``"strong"``, ``"mild"``, or None (PNG, TIFF, a JPEG without a
+        quantisation table, a WebP whose header was not read, nothing known): then the pixels
+        decide.
     """
     if not info:
         return None
     codec, quality = info.get("codec"), info.get("quality")
     if codec == "webp" and info.get("lossless"):
         return "mild"
-    threshold = {"jpeg": MILD_JPEG_QUALITY, "webp": MILD_WEBP_QUALITY}.get(str(codec))
-    if threshold is None or quality is None:
+    if codec not in MILD_QUALITY or quality is None:
         return None
-    return _by_quality(int(quality), threshold)
+    return _by_quality(str(codec), int(quality))
 
 
-def _by_quality(quality: int, threshold: int) -> str:
-    """``"mild"`` at or above the codec's threshold, ``"heavy"`` below."""
-    return "mild" if quality >= threshold else "heavy"
+def _by_quality(codec: str, quality: int) -> str:
+    """``"heavy"`` below the codec's :data:`HEAVY_QUALITY`, ``"mild"`` from its
+    :data:`MILD_QUALITY`, ``"strong"`` between."""
+    if quality < HEAVY_QUALITY[codec]:
+        return "heavy"
+    return "mild" if quality >= MILD_QUALITY[codec] else "strong"
 
 
 def file_description(path: str | os.PathLike) -> dict[str, Any] | None:
@@ -136,14 +143,13 @@ def compression_from_grid(grid: Any) -> str:
     Returns
     -------
     str
-        ``"mild"`` or ``"heavy"`` for a JPEG grid whose quality the pixels show (the
-        thresholds of a file's quality), ``"strong"`` for a grid whose quality they do not,
-        ``"mild"`` for no grid (None).
+        For a JPEG grid whose quality the pixels show, what a file of that quality gets;
+        ``"strong"`` for a grid whose quality they do not, ``"mild"`` for no grid (None).
     """
     if grid is None:
         return "mild"
     if grid.jpeg_quality is not None:
-        return _by_quality(grid.jpeg_quality, MILD_JPEG_QUALITY)
+        return _by_quality("jpeg", grid.jpeg_quality)
     return "strong"
 
 
@@ -160,7 +166,7 @@ def input_compression(image: Any = None, info: Mapping[str, Any] | None = None) 
     Returns
     -------
     str
-        ``"mild"`` or ``"heavy"`` from the file, any of the three from the pixels;
+        Any of the three, from the file or from the pixels;
         :data:`napari_cisr.registry.DEFAULT_COMPRESSION` where neither is given.
     """
     compression = compression_from_info(info)

@@ -214,11 +214,12 @@ def super_resolve(
         A model name with shipped weights ("lite", or "lite.x2" naming the scale too:
         :func:`napari_cisr.registry.list_models`), a weight file, or a loaded network. A name
         runs the weights trained for the image's compression (:mod:`napari_cisr.compression`):
-        for a path, what its file says (a JPEG from quality 55 or a WebP from quality 45 runs
-        the mild ones, a lower quality the heavy ones where they ship at this scale, as
-        ``napari-cisr run`` does); for an array, or a file that says nothing, the mild ones
-        where it shows no JPEG blocking grid and the general ones where it does. A tag
-        chooses them instead ("lite.mild", "lite.strong", "lite.heavy").
+        for a path, what its file says (its JPEG or WebP quality:
+        :data:`napari_cisr.compression.HEAVY_QUALITY` and ``MILD_QUALITY``, as ``napari-cisr
+        run`` does); for an array, or a file that says nothing, what its pixels show (the JPEG
+        quality of its blocking grid, routed as a file's; the general ones for a grid whose
+        quality is unknown, the mild ones for no grid). A tag chooses them instead
+        ("lite.mild", "lite.strong", "lite.heavy").
     iterations : int, optional
         Unfolding iterations J (default: the model's).
     tile : int, optional

@@ -45,11 +45,11 @@ DEFAULT_SCALE = 2
 
 #: What a set of shipped weights was trained for. ``strong``: every compression, the paper's
 #: JPEG q10-50 and WebP q5-40 weighted most (the general weights, what a model name without a
-#: tag loads where no input decides, and what an image whose pixels show blocking but whose
-#: quality is unknown runs); ``mild``: JPEG quality 55 and above, WebP 45 and above and
-#: uncompressed input only, where it restores more detail (docs/models.md, *Mild
-#: compression*); ``heavy``: JPEG below quality 55 and WebP below 45 only, for files whose
-#: quality says so (docs/models.md, *Heavy compression*).
+#: tag loads where no input decides, what files between the heavy and the mild qualities run,
+#: and what an image whose pixels show blocking but whose quality is unknown runs); ``mild``:
+#: light compression and uncompressed input only, where it restores more detail
+#: (docs/models.md, *Mild compression*); ``heavy``: heavy compression only (docs/models.md,
+#: *Heavy compression*). Which qualities run which: :mod:`napari_cisr.compression`.
 COMPRESSIONS: tuple[str, ...] = ("strong", "mild", "heavy")
 
 #: The weights a name without a compression tag loads when no input decides.
