@@ -444,3 +444,27 @@ def test_learning_rate_warms_up_linearly_then_decays_by_cosine():
     no_warmup = TrainConfig(steps=100, lr=1e-3, lr_min=0.0)
     assert learning_rate(no_warmup, 0) == pytest.approx(1e-3)  # as before warm-up existed
     assert learning_rate(no_warmup, 50) == pytest.approx(5e-4)
+
+
+@pytest.mark.parametrize("native", [False, True])
+def test_bf16_on_a_cpu_without_native_bfloat16_is_trained_as_configured_with_a_warning(
+    photos, tmp_path, monkeypatch, caplog, native
+):
+    """Emulated bfloat16 convolutions are many times slower than float32: the run says so and
+    how to train in float32 instead, but keeps the config's recipe."""
+    import napari_cisr.runtime
+
+    monkeypatch.setattr(napari_cisr.runtime, "native_bfloat16", lambda device: native)
+    overrides = {"features": 8, "blocks": 1, "iterations": 1, "search_radius": 1}
+    cfg = TrainConfig(
+        steps=1, batch=2, patch=24, data=[str(photos)], validation=[], exclude=[],
+        output=str(tmp_path / "run"), checkpoint_every=1, threads=1, downscale=4, bf16=True,
+        device="cpu", overrides=overrides,
+    )  # fmt: skip
+    with caplog.at_level("WARNING", logger="napari_cisr.train.loop"):
+        train(cfg)
+    warned = [r.getMessage() for r in caplog.records if "without native bfloat16" in r.message]
+    assert len(warned) == (0 if native else 1)
+    if warned:
+        assert '"bf16": false' in warned[0]
+    assert (tmp_path / "run" / "last.safetensors").is_file()

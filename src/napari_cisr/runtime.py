@@ -21,7 +21,13 @@ from napari_cisr.registry import PRECISIONS
 if TYPE_CHECKING:  # pragma: no cover
     import torch
 
-__all__ = ["available_memory", "inference_context", "resolve_device", "resolve_precision"]
+__all__ = [
+    "available_memory",
+    "inference_context",
+    "native_bfloat16",
+    "resolve_device",
+    "resolve_precision",
+]
 
 #: What :func:`available_memory` answers when the platform tells nothing.
 _UNKNOWN_MEMORY = 4 * 2**30
@@ -54,7 +60,9 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
     return device
 
 
-def _native_bfloat16(device: torch.device) -> bool:
+def native_bfloat16(device: torch.device) -> bool:
+    """Whether ``device`` computes bfloat16 natively (CUDA with bf16, a CPU with AVX512-BF16 or
+    AMX); elsewhere bfloat16 convolutions are emulated, many times slower than float32."""
     import torch
 
     if device.type == "cuda":
@@ -93,7 +101,7 @@ def resolve_precision(precision: str, device: torch.device) -> torch.dtype:
     if precision not in PRECISIONS:
         raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, not {precision!r}")
     if precision == "auto":
-        return torch.bfloat16 if _native_bfloat16(device) else torch.float32
+        return torch.bfloat16 if native_bfloat16(device) else torch.float32
     return torch.bfloat16 if precision == "bfloat16" else torch.float32
 
 
