@@ -60,13 +60,12 @@ def main() -> None:
         name: {label: report["configs"][label]["gain"] for label in labels}
         for name, report in reports.items()
     }
-    validation_names = {p.name for p in validation}
+    # evaluate() names the photos in the order given: the validation photos come first.
     validation_gains = {
         name: {
             label: sum(
-                row[label]["gain"]
-                for photo, row in report["per_photo"].items()
-                if Path(photo).name in validation_names
+                report["per_photo"][photo][label]["gain"]
+                for photo in report["photos"][: len(validation)]
             )
             / len(validation)
             for label in labels

@@ -380,8 +380,8 @@ def train(cfg: TrainConfig) -> Path:
     # gradient scaler, unlike float16.
     use_autocast = cfg.bf16 and device.type in ("cpu", "cuda")
     if use_autocast and not native_bfloat16(device):
-        # Emulated bfloat16 convolutions (x2 stage 42 on a 2-core AVX2 CPU, 2026-12-07: 18
-        # steps in 18 minutes, against 100 steps in 3.6 of stage 41 with AVX512-BF16). Kept
+        # Emulated bfloat16 convolutions (x2 stage 42 on a 2-core AVX2 CPU, 2026-12-07: no
+        # step-100 record after 18 minutes, where stage 41 with AVX512-BF16 took 3.6). Kept
         # as configured: the config is the recipe, and a silent switch would change it.
         log.warning(
             "bf16 on %s without native bfloat16 (AVX512-BF16 or AMX): each step is many times "
