@@ -101,9 +101,9 @@ PRETRAINED: dict[str, WeightSpec] = {
         variant="lite",
         scale=2,
         filename="lite-x2-heavy.safetensors",
-        sha256="327c87aa1b668684464d24a4c0e30f1521bed0da61b9a993f718dcd4aa520fb1",
+        sha256="e0833fc2d1836cabe75af56305b4bcc46c3f95903b9910af1b51dc4c1ff581b7",
         description=(
-            "stage 41 of experiments/configs/lite-x2/; its lineage, data, commands and "
+            "stage 42 of experiments/configs/lite-x2/; its lineage, data, commands and "
             "scores are in docs/models.md"
         ),
         compression="heavy",
