@@ -133,9 +133,9 @@ PRETRAINED: dict[str, WeightSpec] = {
         variant="lite",
         scale=3,
         filename="lite-x3-heavy.safetensors",
-        sha256="7be0e24bd24507d44b62e7b27eef95e5ab71ae85f85da1b9ecdfa05bce00e0d9",
+        sha256="5d1f45dad69ec3c445766c143f840e2bddf0ba29f7f20245076f847be06a6cc6",
         description=(
-            "stage 24 of experiments/configs/lite-x3/; its lineage, data, commands and "
+            "stage 25 of experiments/configs/lite-x3/; its lineage, data, commands and "
             "scores are in docs/models.md"
         ),
         compression="heavy",
