@@ -165,9 +165,9 @@ PRETRAINED: dict[str, WeightSpec] = {
         variant="lite",
         scale=4,
         filename="lite-x4-heavy.safetensors",
-        sha256="bd60d88e40c02735415b6aa46722216a9f205ae927734662e5c819986849fc6b",
+        sha256="4863b8539891b844934ea9f5650bdbdfeed8eb15e381aea9f40dec64367fb187",
         description=(
-            "stage 25 of experiments/configs/lite-x4/; its lineage, data, commands and "
+            "stage 27 of experiments/configs/lite-x4/; its lineage, data, commands and "
             "scores are in docs/models.md"
         ),
         compression="heavy",
