@@ -19,7 +19,7 @@ FACTORS = (1, 2, 3)
 
 
 def main(*folders: str) -> None:
-    folders = folders or ("/usr/share/backgrounds/mate/nature",)
+    folders = folders or ("data/heldout/paper6", "data/photos-mate")
     print(f"blocking score per downscale factor (grid detected when > {SCORE_THRESHOLD})\n")
     print("| photo | " + " | ".join(f"÷{f}" for f in FACTORS) + " |")
     print("| --- |" + " --- |" * len(FACTORS))

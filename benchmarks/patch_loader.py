@@ -17,7 +17,7 @@ import torch
 
 from napari_cisr.train.data import PatchSampler, list_photos, load_training_photos
 
-DATA = ["/usr/share/backgrounds/mate/nature", "data/photos", "data/photos-2"]
+DATA = ["data/photos-mate", "data/photos", "data/photos-2"]
 HELD_OUT = ["Storm", "LadyBird", "YellowFlower", "Wood", "Path"]
 
 

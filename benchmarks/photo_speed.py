@@ -59,8 +59,8 @@ from napari_cisr.options import PRESETS
 
 log = logging.getLogger("photo_speed")
 
-#: A real photo (Debian's mate-backgrounds; not in the held-out set).
-PHOTO = "/usr/share/backgrounds/mate/nature/Storm.jpg"
+#: A real photo (Debian's mate-backgrounds, fetched by scripts/fetch_photos.sh; a speed input only).
+PHOTO = "data/heldout/paper6/Storm.jpg"
 OUTPUT_SIZE = (4000, 3000)  # width, height: 12 megapixels
 JPEG_QUALITY = 85
 

@@ -23,9 +23,9 @@ from napari_cisr.train.evaluate import evaluate
 
 _SKIMAGE = Path(os.path.dirname(skimage.__file__)) / "data"
 HELDOUT = [
-    "/usr/share/backgrounds/mate/nature/Storm.jpg",
-    "/usr/share/backgrounds/mate/nature/LadyBird.jpg",
-    "/usr/share/backgrounds/mate/nature/YellowFlower.jpg",
+    "data/heldout/paper6/Storm.jpg",
+    "data/heldout/paper6/LadyBird.jpg",
+    "data/heldout/paper6/YellowFlower.jpg",
     _SKIMAGE / "astronaut.png",
     _SKIMAGE / "coffee.png",
     _SKIMAGE / "chelsea.png",

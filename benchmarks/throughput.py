@@ -41,7 +41,7 @@ from napari_cisr.tiling import model_halo, plan_tiles, tiled_super_resolve_steps
 from napari_cisr.train.data import load_clean_photo
 from napari_cisr.weights import load_model
 
-PHOTO = "/usr/share/backgrounds/mate/nature/Storm.jpg"
+PHOTO = "data/heldout/paper6/Storm.jpg"
 #: ``tile=0``: the whole image in one pass (``tile=None`` lets the automatic choice tile it).
 WHOLE = 0
 

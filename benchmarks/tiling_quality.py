@@ -29,7 +29,7 @@ from napari_cisr.train.data import load_clean_photo
 from napari_cisr.weights import load_model
 
 HELD_OUT = [
-    f"/usr/share/backgrounds/mate/nature/{name}.jpg"
+    f"data/heldout/paper6/{name}.jpg"
     for name in ("Storm", "LadyBird", "YellowFlower")
 ]
 
