@@ -28,10 +28,7 @@ from napari_cisr.tiling import model_halo, plan_tiles, receptive_field, tiled_su
 from napari_cisr.train.data import load_clean_photo
 from napari_cisr.weights import load_model
 
-HELD_OUT = [
-    f"data/heldout/paper6/{name}.jpg"
-    for name in ("Storm", "LadyBird", "YellowFlower")
-]
+HELD_OUT = [f"data/heldout/paper6/{name}.jpg" for name in ("Storm", "LadyBird", "YellowFlower")]
 
 
 def main() -> None:

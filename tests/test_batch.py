@@ -754,7 +754,7 @@ def test_a_temporary_store_left_by_a_killed_run_is_removed(folder, weights, tmp_
 
 def test_a_temporary_file_left_by_a_killed_worker_is_removed(tmp_path):
     """A photo worker killed inside its atomic write leaves .NAME.XXXX.tmp.png beside the photo
-    a retry then writes; the photo batch removes it for each photo written (run_photo_batch),
+    a retry then writes; the photo batch removes it for each photo of the run (run_photo_batch),
     and only that photo's."""
     from napari_cisr._batch.store import remove_stale_temporaries
 
@@ -766,6 +766,21 @@ def test_a_temporary_file_left_by_a_killed_worker_is_removed(tmp_path):
     other.write_bytes(b"another photo's write")
     remove_stale_temporaries(out)
     assert out.exists() and not stale.exists() and other.exists()
+
+
+def test_a_failed_photos_temporary_is_removed_too(folder, weights, tmp_path, caplog):
+    """A worker killed inside a photo's write leaves its temporary; when that photo then fails
+    (here: its file was damaged since), the batch still removes the temporary."""
+    good = (folder / "rgb.jpg").read_bytes()
+    (folder / "broken.jpg").write_bytes(good[: len(good) // 3])
+    out = tmp_path / "out"
+    out.mkdir()
+    stale = out / ".broken_x2.png.k1ll3d.tmp.png"
+    stale.write_bytes(b"half")
+    args = ["batch", os.fspath(folder), os.fspath(out), "--scale", "2", "--workers", "1"]
+    assert main([*args, "--model", os.fspath(weights)]) == 1  # broken.jpg failed
+    assert "broken.jpg: cannot read" in caplog.text
+    assert sorted(p.name for p in out.iterdir()) == ["gray_x2.png", "rgb_x2.png"]
 
 
 def test_the_private_dask_task_spec_batch_relies_on_still_works():

@@ -188,7 +188,8 @@ def run_photo_batch(
                 progress.finish(job, outcome, detail)
         if report_steps:
             client.unsubscribe_topic(STEP_TOPIC)
-    for job in todo:  # a worker killed while writing (then retried elsewhere) left its temporary
-        if job.name in summary.outputs:
-            remove_stale_temporaries(job.output)
+    # A worker killed while writing left its temporary beside the output; every task has
+    # finished by now, written or failed, so no temporary of these photos is still being written.
+    for job in todo:
+        remove_stale_temporaries(job.output)
     return summary
