@@ -99,7 +99,9 @@ class TrainConfig:
     #: every patch counts by its error in dB, as every photo and configuration counts in the
     #: evaluation's mean gain, instead of by its squared error, which low qualities dominate).
     distance: str = "l1"
-    data: list[str] = field(default_factory=lambda: ["/usr/share/backgrounds/mate/nature"])
+    #: Folders of clean photos. The default is the training share of Debian's mate-backgrounds
+    #: as ``scripts/fetch_photos.sh`` lays it out (its held-out photos are elsewhere).
+    data: list[str] = field(default_factory=lambda: ["data/photos-mate"])
     exclude: list[str] = field(default_factory=list)
     validation: list[str] = field(default_factory=list)
     downscale: int = 3
