@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import importlib.util
 import json
 import subprocess
 import sys
@@ -9,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-REPO = Path(__file__).resolve().parents[1]
+from repo_scripts import load_script
 
 
 @pytest.fixture(scope="session")
@@ -47,11 +46,7 @@ def fresh_weights(tmp_path_factory):
 def heldout_photos() -> list[Path]:
     """The held-out photos of ``scripts/photos.tsv``, as paths relative to the repository (where
     ``bash scripts/fetch_photos.sh`` puts them): never to be trained or validated on."""
-    script = REPO / "scripts" / "fetch_photos.py"
-    spec = importlib.util.spec_from_file_location("fetch_photos", script)
-    fetch_photos = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(fetch_photos)
-    rows = fetch_photos.read_manifest()
+    rows = load_script("fetch_photos").read_manifest()
     return [Path("data", r["folder"], r["name"]) for r in rows if r["split"] == "heldout"]
 
 

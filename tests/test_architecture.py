@@ -6,11 +6,9 @@ nowhere below the network and not at import time where a module promises it)."""
 from __future__ import annotations
 
 import ast
-import functools
-import importlib.util
 from pathlib import Path
 
-SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "import_graph.py"
+from repo_scripts import load_script
 
 #: Packages of the GUI: only the napari adapters may import them.
 GUI = {"napari", "qtpy", "magicgui", "superqt", "vispy", "PyQt5", "PyQt6", "PySide2", "PySide6"}
@@ -24,14 +22,6 @@ TORCH_DEFERRED = (
     "napari_cisr.runtime",
     "napari_cisr.engine.plan",
 )
-
-
-@functools.cache
-def _import_graph():
-    spec = importlib.util.spec_from_file_location("import_graph", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def third_party_imports(path: Path) -> dict[str, bool]:
@@ -60,25 +50,25 @@ def third_party_imports(path: Path) -> dict[str, bool]:
 
 
 def _package_imports() -> dict[str, dict[str, bool]]:
-    graph = _import_graph()
+    graph = load_script("import_graph")
     files = sorted(graph.PACKAGE.rglob("*.py"))
     return {graph.module_name(path): third_party_imports(path) for path in files}
 
 
 def test_the_import_graph_has_no_circle():
-    graph = _import_graph()
+    graph = load_script("import_graph")
     edges = graph.graph()
     assert "napari_cisr.engine.core" in edges and "napari_cisr.inference" in edges
     assert graph.find_circle(edges) is None
 
 
 def test_no_module_imports_up_the_layers():
-    graph = _import_graph()
+    graph = load_script("import_graph")
     assert graph.upward_imports(graph.graph()) == []
 
 
 def test_an_upward_or_sideways_import_and_a_module_without_a_layer_are_named():
-    graph = _import_graph()
+    graph = load_script("import_graph")
     edges = {
         "napari_cisr.model.cisr": {"napari_cisr.engine.core", "napari_cisr.blocking"},
         "napari_cisr.io.images": {"napari_cisr.model", "napari_cisr.registry"},
@@ -98,21 +88,21 @@ def test_an_upward_or_sideways_import_and_a_module_without_a_layer_are_named():
 
 
 def test_a_circle_is_found_and_named():
-    graph = _import_graph()
+    graph = load_script("import_graph")
     edges = {"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": set()}
     assert graph.find_circle(edges) == ["a", "b", "c", "a"]
     assert graph.find_circle({"a": {"b"}, "b": set()}) is None
 
 
 def test_only_the_napari_adapters_import_napari_or_qt():
-    graph = _import_graph()
+    graph = load_script("import_graph")
     for name, imports in _package_imports().items():
         if graph.layer_of(name)[1] != "napari":
             assert not imports.keys() & GUI, f"{name} imports {sorted(imports.keys() & GUI)}"
 
 
 def test_torch_stays_below_the_network_and_out_of_the_light_modules():
-    graph = _import_graph()
+    graph = load_script("import_graph")
     imports = _package_imports()
     for name, found in imports.items():
         if graph.layer_of(name)[1] in ("base", "io"):

@@ -3,7 +3,6 @@ written as a weight file that loads strictly; files of another architecture are 
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 
 import pytest
@@ -12,15 +11,7 @@ import torch
 from napari_cisr.model.cisr import build_model
 from napari_cisr.model.config import variant_config
 from napari_cisr.weights import read_weights, save_weights
-
-SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "average_weights.py"
-
-
-def _script():
-    spec = importlib.util.spec_from_file_location("average_weights", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+from repo_scripts import load_script
 
 
 def _weights(path: Path, seed: int, **overrides) -> Path:
@@ -33,7 +24,7 @@ def _weights(path: Path, seed: int, **overrides) -> Path:
 def test_the_average_is_the_mean_of_every_tensor(tmp_path):
     first, second = _weights(tmp_path / "a.safetensors", 0), _weights(tmp_path / "b.safetensors", 1)
     out = tmp_path / "mean.safetensors"
-    assert _script().main([str(first), str(second), "--out", str(out)]) == 0
+    assert load_script("average_weights").main([str(first), str(second), "--out", str(out)]) == 0
     config, mean = read_weights(out)
     (config_a, a), (_, b) = read_weights(first), read_weights(second)
     assert config == config_a and mean.keys() == a.keys()
@@ -45,5 +36,6 @@ def test_the_average_is_the_mean_of_every_tensor(tmp_path):
 def test_files_of_another_architecture_are_refused(tmp_path):
     first = _weights(tmp_path / "a.safetensors", 0)
     other = _weights(tmp_path / "b.safetensors", 1, search_radius=2)
+    args = [str(first), str(other), "--out", str(tmp_path / "mean.safetensors")]
     with pytest.raises(SystemExit, match="another architecture"):
-        _script().main([str(first), str(other), "--out", str(tmp_path / "mean.safetensors")])
+        load_script("average_weights").main(args)

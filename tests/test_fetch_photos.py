@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import importlib.util
 import struct
 import zlib
 from collections import Counter
@@ -11,10 +10,9 @@ from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[1]
-_spec = importlib.util.spec_from_file_location("fetch_photos", REPO / "scripts" / "fetch_photos.py")
-fetch_photos = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(fetch_photos)
+from repo_scripts import load_script
+
+fetch_photos = load_script("fetch_photos")
 
 
 def _rcc(files: dict[str, tuple[bytes, bool]], version: int) -> bytes:

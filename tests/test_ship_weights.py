@@ -4,19 +4,8 @@ whose files :mod:`napari_cisr.compression` sends to them."""
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-
 from napari_cisr.compression import HEAVY_QUALITY
-
-SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "ship_weights.py"
-
-
-def _script():
-    spec = importlib.util.spec_from_file_location("ship_weights", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+from repo_scripts import load_script
 
 
 def _evaluation(gains: dict[str, float]) -> dict:
@@ -29,7 +18,7 @@ def _evaluation(gains: dict[str, float]) -> dict:
 
 
 def test_heavy_weights_are_judged_on_the_configurations_routed_to_them():
-    ship = _script()
+    ship = load_script("ship_weights")
     heavy_webp = f"webp-q{HEAVY_QUALITY['webp'] - 1}"
     general_webp = f"webp-q{HEAVY_QUALITY['webp']}"  # routed to the general weights
     gains = {"jpeg-q10": 0.4, heavy_webp: 0.2, general_webp: -1.0}
