@@ -22,12 +22,13 @@ from pathlib import Path
 import torch
 
 from napari_cisr.model.cisr import build_model
+from napari_cisr.model.config import CISRConfig
 from napari_cisr.weights import read_weights, save_weights
 
 log = logging.getLogger("average_weights")
 
 
-def average(paths: list[Path]) -> tuple[object, dict[str, torch.Tensor]]:
+def average(paths: list[Path]) -> tuple[CISRConfig, dict[str, torch.Tensor]]:
     """(config, the element-wise mean of the state dicts) of weight files of one architecture.
 
     Raises
