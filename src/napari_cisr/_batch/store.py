@@ -14,6 +14,7 @@ import logging
 import os
 import shutil
 import signal
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -35,14 +36,20 @@ ATTR = "napari_cisr"
 KILL_AT = "NAPARI_CISR_TEST_KILL_AT"
 
 
-def kill_point(point: str) -> None:
+def kill_point(point: str, done: Callable[[], int] | None = None) -> None:
     """SIGKILL this process when the ``NAPARI_CISR_TEST_KILL_AT`` environment variable names
     ``point`` (test-only; an environment lookup otherwise).
 
     Points: ``"store-layout"`` (the store is laid out in its temporary folder, not yet renamed
     into place) and ``"written:<array path>"`` (a block of that array is written and marked).
+    ``"<point>@<n>"`` waits until ``done()`` (for a written block: how many blocks of its array
+    are marked, by any worker) reaches n, so a test kills a run mid-way however fast it runs.
     """
-    if os.environ.get(KILL_AT) == point:
+    wanted = os.environ.get(KILL_AT)
+    if not wanted:
+        return
+    name, _, at_least = wanted.partition("@")
+    if name == point and (not at_least or (done is not None and done() >= int(at_least))):
         os.kill(os.getpid(), getattr(signal, "SIGKILL", signal.SIGTERM))
 
 
@@ -297,7 +304,7 @@ def write_block(
     data = np.moveaxis(block, -1, 0) if channel_first else block
     array[region] = data
     Path(marker).touch()
-    kill_point(f"written:{array_path}")
+    kill_point(f"written:{array_path}", done=lambda: written(Path(store), array_path))
     if trim:
         return_free_memory()
     return int(block.size)
